@@ -1,0 +1,33 @@
+# ImageNet-1K without labels, two FOLK views per image (FOLK_METHOD.md s.3).
+dataset_type = 'ImageNet'
+data_root = 'data/imagenet/'
+data_preprocessor = dict(
+    type='FrequencyFilterPreprocessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    to_rgb=True)
+
+# Com / RCom with probability 0.5 each, ratio drawn from the thresholds.
+folk_filters = [
+    dict(kind='com', ratios=(0.005, 0.01, 0.05), prob=0.5),
+    dict(kind='rcom', ratios=(0.005, 0.01, 0.05), prob=0.5),
+]
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='FOLKViews', crop_size=224, crop_scale=(0.25, 1.0)),
+    dict(type='RandomFrequencyFilter', filters=folk_filters),
+    dict(type='PackInputs', meta_keys=['img_path', 'freq_kind', 'freq_param'])
+]
+
+train_dataloader = dict(
+    batch_size=128,
+    num_workers=8,
+    persistent_workers=True,
+    pin_memory=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='train',
+        pipeline=train_pipeline))

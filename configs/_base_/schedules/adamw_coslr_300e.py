@@ -1,0 +1,35 @@
+# AdamW (0.9, 0.95), wd 0.05, 20 warm-up epochs then cosine, grad clip 3.0,
+# bf16 mixed precision. lr = 1.5e-4 x batch / 256 (FOLK_METHOD.md s.3).
+optim_wrapper = dict(
+    type='AmpOptimWrapper',
+    dtype='bfloat16',
+    optimizer=dict(
+        type='AdamW', lr=1.5e-4 * 1024 / 256, betas=(0.9, 0.95),
+        weight_decay=0.05),
+    clip_grad=dict(max_norm=3.0),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        custom_keys={
+            'pos_embed': dict(decay_mult=0.),
+            'cls_token': dict(decay_mult=0.),
+        }))
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=1e-4,
+        by_epoch=True,
+        begin=0,
+        end=20,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=280,
+        eta_min=1e-6,
+        by_epoch=True,
+        begin=20,
+        end=300,
+        convert_to_iter_based=True)
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=300)
+auto_scale_lr = dict(base_batch_size=1024)

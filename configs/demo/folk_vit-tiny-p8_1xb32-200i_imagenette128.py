@@ -1,0 +1,70 @@
+# Demo: FOLK on the bundled Imagenette (128 px) with a tiny ViT (192-d,
+# 4 layers, patch 8) on 64 px crops. Runs on 2 CPU cores in a few minutes
+# and shows loss_freq and loss_distill falling. Used by `make demo`.
+_base_ = [
+    '../_base_/models/folk_vit-base-p16.py',
+    '../_base_/datasets/imagenet_bs128_folk.py',
+    '../_base_/default_runtime.py',
+]
+data_root = '../shared/data/imagenette128/'
+crop = 64
+vit_tiny = dict(
+    _delete_=True,
+    embed_dims=192,
+    num_layers=4,
+    num_heads=3,
+    feedforward_channels=768)
+model = dict(
+    backbone=dict(arch=vit_tiny, img_size=crop, patch_size=8),
+    neck=dict(in_channels=192, encoder_stride=8),
+    projector=dict(
+        in_channels=192,
+        hidden_channels=512,
+        bottleneck_channels=128,
+        out_channels=4096),
+    distill_head=dict(loss=dict(out_dim=4096, warmup_iters=50)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='FOLKViews', crop_size=crop, crop_scale=(0.25, 1.0)),
+    dict(type='RandomFrequencyFilter', filters={{_base_.folk_filters}}),
+    dict(type='PackInputs', meta_keys=['img_path', 'freq_kind', 'freq_param'])
+]
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=2,
+    pin_memory=False,
+    dataset=dict(
+        _delete_=True,
+        type='CustomDataset',
+        data_root=data_root,
+        ann_file='train.txt',
+        data_prefix='',
+        with_label=True,  # the annotation lines carry labels; unused
+        pipeline=train_pipeline))
+
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(
+        type='AdamW', lr=1e-3, betas=(0.9, 0.95), weight_decay=0.05),
+    clip_grad=dict(max_norm=3.0),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        custom_keys={
+            'pos_embed': dict(decay_mult=0.),
+            'cls_token': dict(decay_mult=0.),
+        }))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,
+         end=20),
+    dict(type='CosineAnnealingLR', T_max=180, eta_min=1e-5, by_epoch=False,
+         begin=20, end=200)
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=200)
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(
+        type='CheckpointHook', by_epoch=False, interval=100,
+        max_keep_ckpts=2))
+log_processor = dict(by_epoch=False)

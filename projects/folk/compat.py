@@ -1,0 +1,239 @@
+"""Compatibility fixes for the pinned stack on newer PyTorch and mmcv-lite.
+
+Every fix here is small, idempotent, applied once by :func:`apply` (called on
+``import folk``) and covered by ``tests/test_compat.py``. The numbers refer to
+the breakages recorded for this project's dependency set:
+
+1. ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, but
+   mmengine checkpoints pickle a few plain objects (``HistoryBuffer``, numpy
+   scalars and arrays). We keep ``weights_only=True`` and allow-list exactly
+   those types with :func:`torch.serialization.add_safe_globals`; arbitrary
+   pickled objects are still refused.
+2. ``mmengine.dist`` always calls ``torch.cuda.set_device`` and its configs
+   default to NCCL, so ``--launcher pytorch`` fails on a host without CUDA.
+   Without CUDA we initialise the process group with gloo and select no
+   device.
+3. mmseg imports ``mmcv.ops`` at module level in a few files; mmcv-lite has
+   no compiled ops. When (and only when) ``mmcv.ops`` cannot be imported we
+   register a tiny pure-PyTorch stand-in with the two functions mmseg needs
+   at import time (``point_sample`` and ``sigmoid_focal_loss``). With full
+   mmcv installed nothing is replaced.
+4. ``mmcv.adjust_hue`` (used by MMPretrain's ``ColorJitter``) computes
+   ``np.uint8(hue_factor * 255)``, which raises ``OverflowError`` under
+   numpy 2 for every negative hue shift. Negative shifts are applied here
+   with the same wrap-around arithmetic; non-negative ones call mmcv.
+"""
+import functools
+import importlib
+import os
+import sys
+import types
+import warnings
+from typing import List
+
+import torch
+import torch.nn.functional as F
+
+_APPLIED = False
+
+
+# ---------------------------------------------------------------------------
+# 1. Safe checkpoint loading
+# ---------------------------------------------------------------------------
+def safe_checkpoint_globals() -> List[object]:
+    """Return the non-tensor types that mmengine writes into checkpoints.
+
+    These are plain data containers; none of them runs code on unpickling.
+    """
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    allowed: List[object] = [HistoryBuffer, np.ndarray, np.dtype]
+    # numpy arrays and scalars are rebuilt through these two functions; their
+    # module moved from ``numpy.core`` to ``numpy._core`` in numpy 2.
+    for mod_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError:  # pragma: no cover - depends on numpy version
+            continue
+        allowed += [mod._reconstruct, mod.scalar]
+    # numpy 2 pickles dtypes by their concrete class (e.g. Float64DType).
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        allowed += [
+            getattr(dtypes, name) for name in dir(dtypes)
+            if name.endswith('DType')
+        ]
+    return allowed
+
+
+def _allow_safe_globals() -> None:
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is not None:  # torch >= 2.4
+        add(safe_checkpoint_globals())
+
+
+def safe_torch_load(path: str, map_location='cpu') -> dict:
+    """Load a checkpoint with ``weights_only=True`` and a clear error.
+
+    Args:
+        path (str): Checkpoint file.
+        map_location: Passed to :func:`torch.load`.
+
+    Returns:
+        dict: The loaded checkpoint.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        RuntimeError: If the file is truncated, not a checkpoint, or contains
+            a pickled object outside the allow-list.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    _allow_safe_globals()
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - re-raised with the file name
+        raise RuntimeError(
+            f'cannot load checkpoint {path!r} safely: {type(err).__name__}: '
+            f'{str(err).splitlines()[0] if str(err) else ""}. The file may be '
+            'truncated, not a PyTorch checkpoint, or contain pickled objects '
+            'that are not allowed (weights_only=True).') from err
+
+
+# ---------------------------------------------------------------------------
+# 2. Distributed initialisation without CUDA
+# ---------------------------------------------------------------------------
+def _patch_dist_init() -> None:
+    from mmengine.dist import utils as dist_utils
+
+    original = dist_utils._init_dist_pytorch
+    if getattr(original, '_folk_patched', False):
+        return
+
+    @functools.wraps(original)
+    def _init_dist_pytorch(backend, init_backend='torch', **kwargs):
+        if torch.cuda.is_available():
+            return original(backend, init_backend=init_backend, **kwargs)
+        if backend != 'gloo':
+            warnings.warn(f'CUDA is not available: using the gloo backend '
+                          f'instead of {backend!r}.')
+        torch.distributed.init_process_group(backend='gloo', **kwargs)
+
+    _init_dist_pytorch._folk_patched = True
+    dist_utils._init_dist_pytorch = _init_dist_pytorch
+
+
+# ---------------------------------------------------------------------------
+# 3. mmcv.ops stand-in for mmcv-lite
+# ---------------------------------------------------------------------------
+def point_sample(input: torch.Tensor,
+                 points: torch.Tensor,
+                 align_corners: bool = False,
+                 **kwargs) -> torch.Tensor:
+    """Sample ``input`` at normalised ``points`` in [0, 1] (mmcv semantics).
+
+    Args:
+        input (Tensor): Feature map (N, C, H, W).
+        points (Tensor): Points (N, P, 2) or (N, Hp, Wp, 2) in [0, 1].
+        align_corners (bool): As in :func:`torch.nn.functional.grid_sample`.
+
+    Returns:
+        Tensor: (N, C, P) or (N, C, Hp, Wp).
+    """
+    add_dim = points.dim() == 3
+    if add_dim:
+        points = points.unsqueeze(2)
+    out = F.grid_sample(
+        input, 2.0 * points - 1.0, align_corners=align_corners, **kwargs)
+    return out.squeeze(3) if add_dim else out
+
+
+def sigmoid_focal_loss(pred: torch.Tensor,
+                       target: torch.Tensor,
+                       gamma: float = 2.0,
+                       alpha: float = 0.25,
+                       weight=None,
+                       reduction: str = 'mean') -> torch.Tensor:
+    """Sigmoid focal loss with integer class targets (mmcv semantics)."""
+    num_classes = pred.size(1)
+    one_hot = F.one_hot(target.long(), num_classes + 1)[:, :num_classes]
+    one_hot = one_hot.type_as(pred)
+    prob = pred.sigmoid()
+    pt = (1 - prob) * one_hot + prob * (1 - one_hot)
+    focal_weight = (alpha * one_hot + (1 - alpha) * (1 - one_hot)) * pt.pow(
+        gamma)
+    loss = F.binary_cross_entropy_with_logits(
+        pred, one_hot, reduction='none') * focal_weight
+    if weight is not None:
+        loss = loss * weight.view(-1, 1)
+    if reduction == 'mean':
+        return loss.mean()
+    if reduction == 'sum':
+        return loss.sum()
+    return loss
+
+
+def _install_mmcv_ops_standin() -> None:
+    try:
+        import mmcv.ops  # noqa: F401
+        return  # full mmcv: nothing to do
+    except ImportError:
+        pass
+    import mmcv
+    ops = types.ModuleType('mmcv.ops')
+    ops.__doc__ = ('Pure-PyTorch stand-in installed by folk.compat because '
+                   'mmcv-lite has no compiled ops.')
+    ops.point_sample = point_sample
+    ops.sigmoid_focal_loss = sigmoid_focal_loss
+    ops.FOLK_STANDIN = True
+    sys.modules['mmcv.ops'] = ops
+    mmcv.ops = ops
+
+
+# ---------------------------------------------------------------------------
+# 4. mmcv.adjust_hue under numpy 2
+# ---------------------------------------------------------------------------
+def _patch_adjust_hue() -> None:
+    import cv2
+    import mmcv
+    import numpy as np
+    from PIL import Image
+
+    original = mmcv.adjust_hue
+    if getattr(original, '_folk_patched', False):
+        return
+
+    @functools.wraps(original)
+    def adjust_hue(img, hue_factor: float, backend=None):
+        if hue_factor >= 0 or not -0.5 <= hue_factor:
+            return original(img, hue_factor, backend=backend)
+        shift = int(hue_factor * 255) % 256  # wrap-around, as uint8 addition
+        if (backend or mmcv.image.io.imread_backend) == 'pillow':
+            pil = Image.fromarray(img[..., ::-1], mode='RGB')
+            h, s, v = pil.convert('HSV').split()
+            h = Image.fromarray(
+                ((np.asarray(h, np.int16) + shift) % 256).astype(np.uint8),
+                'L')
+            out = Image.merge('HSV', (h, s, v)).convert('RGB')
+            return np.array(out, dtype=img.dtype)[..., ::-1]
+        hsv = cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_BGR2HSV_FULL)
+        hsv[..., 0] = (hsv[..., 0].astype(np.int16) + shift) % 256
+        return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR_FULL).astype(img.dtype)
+
+    adjust_hue._folk_patched = True
+    mmcv.adjust_hue = adjust_hue
+    mmcv.image.adjust_hue = adjust_hue
+    mmcv.image.photometric.adjust_hue = adjust_hue
+
+
+def apply() -> None:
+    """Apply every fix once. Safe to call many times."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    _allow_safe_globals()
+    _patch_dist_init()
+    _install_mmcv_ops_standin()
+    _patch_adjust_hue()
+    _APPLIED = True

@@ -1,0 +1,3 @@
+from .transforms import FOLKViews, RandomFrequencyFilter
+
+__all__ = ['FOLKViews', 'RandomFrequencyFilter']

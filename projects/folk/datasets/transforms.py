@@ -1,0 +1,290 @@
+"""Data-pipeline transforms of FOLK: the two views and the filter choice."""
+import copy
+import math
+from numbers import Number
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmcv.transforms import BaseTransform
+from mmcv.transforms.utils import cache_randomness
+
+from mmpretrain.registry import TRANSFORMS
+from ..frequency import FILTER_KINDS, filter_images
+
+_FILTER_KEYS = {
+    'com': ('kind', 'ratios', 'prob'),
+    'rcom': ('kind', 'ratios', 'prob'),
+    'lowpass': ('kind', 'radius', 'prob'),
+    'highpass': ('kind', 'radius', 'prob'),
+}
+
+
+def check_filters(filters: Sequence[dict],
+                  name: str = 'filters') -> List[dict]:
+    """Validate a filter list and return a normalised copy.
+
+    Each entry is ``dict(kind='com' | 'rcom', ratios=(..), prob=p)`` or
+    ``dict(kind='lowpass' | 'highpass', radius=r, prob=p)``. Probabilities
+    must be positive and sum to 1.
+
+    Raises:
+        ValueError: naming the offending entry and key.
+    """
+    if not isinstance(filters, Sequence) or len(filters) == 0:
+        raise ValueError(f'{name} must be a non-empty list of dicts')
+    out = []
+    for i, f in enumerate(filters):
+        where = f'{name}[{i}]'
+        if not isinstance(f, dict) or 'kind' not in f:
+            raise ValueError(f'{where} must be a dict with a "kind" key, got '
+                             f'{f!r}')
+        kind = f['kind']
+        if kind not in FILTER_KINDS:
+            raise ValueError(f'{where}.kind must be one of {FILTER_KINDS}, '
+                             f'got {kind!r}')
+        unknown = set(f) - set(_FILTER_KEYS[kind])
+        if unknown:
+            raise ValueError(f'{where} has unknown key(s) {sorted(unknown)} '
+                             f'for kind {kind!r}; allowed: '
+                             f'{list(_FILTER_KEYS[kind])}')
+        prob = f.get('prob', None)
+        if not isinstance(prob, Number) or prob <= 0:
+            raise ValueError(f'{where}.prob must be a number > 0, got {prob!r}')
+        g = dict(kind=kind, prob=float(prob))
+        if kind in ('com', 'rcom'):
+            ratios = f.get('ratios', None)
+            if isinstance(ratios, Number):
+                ratios = (ratios, )
+            if (not isinstance(ratios, Sequence) or len(ratios) == 0
+                    or not all(isinstance(r, Number) and 0 < r <= 1
+                               for r in ratios)):
+                raise ValueError(f'{where}.ratios must be a non-empty list of '
+                                 f'numbers in (0, 1], got {ratios!r}')
+            g['ratios'] = tuple(float(r) for r in ratios)
+        else:
+            radius = f.get('radius', None)
+            if not isinstance(radius, Number) or radius <= 0:
+                raise ValueError(f'{where}.radius must be a number > 0 '
+                                 f'(frequency bins), got {radius!r}')
+            g['radius'] = float(radius)
+        out.append(g)
+    total = sum(g['prob'] for g in out)
+    if not math.isclose(total, 1.0, abs_tol=1e-6):
+        raise ValueError(f'the probabilities of {name} must sum to 1, got '
+                         f'{total:.6g}')
+    return out
+
+
+@TRANSFORMS.register_module()
+class RandomFrequencyFilter(BaseTransform):
+    """Pick a frequency filter for every view of an image.
+
+    Each view independently draws a filter from ``filters`` with the given
+    probabilities, then a ratio uniformly from that filter's ``ratios``
+    (Com/RCom) or its fixed ``radius`` (low/high-pass). By default only the
+    choice is recorded and the batched filter runs on the model's device in
+    :class:`FrequencyFilterPreprocessor`. With ``apply=True`` the filter also
+    runs here, on CPU, for inspection or CPU-only use; the preprocessor then
+    uses the keep masks computed here and produces the same filtered images.
+
+    **Required Keys:**
+
+    - img (np.ndarray | list[np.ndarray]): one view (H, W, 3) or a list of
+      views, uint8, as produced by :class:`mmpretrain.MultiView`.
+
+    **Added Keys:**
+
+    - freq_kind (list[str]): the filter kind of every view.
+    - freq_param (list[float]): the ratio or radius of every view.
+    - freq_keep (np.ndarray): (V, H, W) bool keep masks, only with
+      ``apply=True``.
+    - img_filtered (list[np.ndarray]): filtered views (H, W, 3) float32 in
+      [0, 255], only with ``apply=True``.
+
+    Pack ``freq_kind`` and ``freq_param`` as meta keys and ``freq_keep`` as
+    an algorithm key with :class:`mmpretrain.PackInputs`.
+
+    Args:
+        filters (list[dict]): Candidate filters, see :func:`check_filters`.
+            Defaults to FOLK's Com / RCom with probability 0.5 each and
+            ratios (0.005, 0.01, 0.05).
+        apply (bool): Also filter on CPU here. Defaults to False.
+    """
+
+    def __init__(self,
+                 filters: Optional[Sequence[dict]] = None,
+                 apply: bool = False) -> None:
+        if filters is None:
+            ratios = (0.005, 0.01, 0.05)
+            filters = [
+                dict(kind='com', ratios=ratios, prob=0.5),
+                dict(kind='rcom', ratios=ratios, prob=0.5)
+            ]
+        self.filters = check_filters(filters)
+        self.apply = apply
+        self._probs = np.array([f['prob'] for f in self.filters])
+        self._probs = self._probs / self._probs.sum()
+
+    @cache_randomness
+    def _choose(self, num_views: int) -> List[Tuple[str, float]]:
+        choices = []
+        for _ in range(num_views):
+            f = self.filters[np.random.choice(len(self.filters),
+                                              p=self._probs)]
+            if 'ratios' in f:
+                param = f['ratios'][np.random.randint(len(f['ratios']))]
+            else:
+                param = f['radius']
+            choices.append((f['kind'], float(param)))
+        return choices
+
+    def transform(self, results: Dict) -> Dict:
+        """Record (and optionally apply) a filter for every view."""
+        views = results['img']
+        single = not isinstance(views, list)
+        if single:
+            views = [views]
+        choices = self._choose(len(views))
+        results['freq_kind'] = [c[0] for c in choices]
+        results['freq_param'] = [c[1] for c in choices]
+        if self.apply:
+            keeps, filtered = [], []
+            for view, (kind, param) in zip(views, choices):
+                if view.ndim != 3 or view.shape[2] != 3:
+                    raise ValueError(
+                        f'RandomFrequencyFilter needs 3-channel views, got '
+                        f'shape {view.shape} for {results.get("img_path")}')
+                # (1, 3, H, W) in [0, 1]
+                x = torch.from_numpy(np.ascontiguousarray(view)).permute(
+                    2, 0, 1)[None].float() / 255.
+                out, keep = filter_images(
+                    x, torch.tensor([FILTER_KINDS.index(kind)]),
+                    torch.tensor([param]))
+                keeps.append(keep[0].numpy())
+                filtered.append((out[0].permute(1, 2, 0) * 255.).numpy())
+            results['freq_keep'] = np.stack(keeps)
+            results['img_filtered'] = filtered
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(filters={self.filters}, '
+                f'apply={self.apply})')
+
+
+def folk_view_transforms(crop_size: int = 224,
+                         crop_scale: Tuple[float, float] = (0.25, 1.0),
+                         photometric: bool = True,
+                         solarize_prob: float = 0.0) -> List[dict]:
+    """Transform configs of one FOLK view (FOLK_METHOD section 3).
+
+    RandomResizedCrop (bicubic) + flip and, with ``photometric``, DINO's
+    global photometric augmentation: colour jitter (p=0.8), grayscale (p=0.2),
+    Gaussian blur and solarisation with the given probability.
+    """
+    view = [
+        dict(
+            type='RandomResizedCrop',
+            scale=crop_size,
+            crop_ratio_range=crop_scale,
+            backend='pillow',
+            interpolation='bicubic'),
+        dict(type='RandomFlip', prob=0.5),
+    ]
+    if photometric:
+        view += [
+            dict(
+                type='RandomApply',
+                transforms=[
+                    dict(
+                        type='ColorJitter',
+                        brightness=0.4,
+                        contrast=0.4,
+                        saturation=0.2,
+                        hue=0.1)
+                ],
+                prob=0.8),
+            dict(
+                type='RandomGrayscale',
+                prob=0.2,
+                keep_channels=True,
+                channel_weights=(0.114, 0.587, 0.2989)),
+        ]
+    return view
+
+
+@TRANSFORMS.register_module()
+class FOLKViews(BaseTransform):
+    """Two augmented views ``u``, ``v`` of an image, as FOLK uses them.
+
+    A thin wrapper around :class:`mmpretrain.MultiView` that holds FOLK's
+    view recipe in one place: two global crops (bicubic, scale 0.25-1), flip,
+    and DINO's photometric augmentation (colour jitter p=0.8, grayscale
+    p=0.2, Gaussian blur p=1.0 / 0.1, solarise p=0 / 0.2). Set
+    ``photometric=False`` for MFM's crop-and-flip-only recipe (then a single
+    view is the MFM setting: ``num_views=1``).
+
+    **Required Keys:**
+
+    - img (np.ndarray): (H, W, 3) uint8 image.
+
+    **Modified Keys:**
+
+    - img (list[np.ndarray]): ``num_views`` views (crop_size, crop_size, 3).
+
+    Args:
+        crop_size (int): Output size of each view. Defaults to 224.
+        crop_scale (tuple[float, float]): Area range of the random crop.
+            Defaults to (0.25, 1.0).
+        photometric (bool): Apply DINO's photometric augmentation.
+            Defaults to True.
+        num_views (int): 2 for FOLK, 1 for MFM. Defaults to 2.
+    """
+
+    def __init__(self,
+                 crop_size: int = 224,
+                 crop_scale: Tuple[float, float] = (0.25, 1.0),
+                 photometric: bool = True,
+                 num_views: int = 2) -> None:
+        if num_views not in (1, 2):
+            raise ValueError(f'num_views must be 1 or 2, got {num_views}')
+        if not (0 < crop_scale[0] <= crop_scale[1] <= 1):
+            raise ValueError(f'crop_scale must satisfy 0 < min <= max <= 1, '
+                             f'got {crop_scale}')
+        self.crop_size = crop_size
+        self.crop_scale = tuple(crop_scale)
+        self.photometric = photometric
+        self.num_views = num_views
+        pipelines = []
+        for i in range(num_views):
+            view = folk_view_transforms(crop_size, crop_scale, photometric)
+            if photometric:
+                view += [
+                    dict(
+                        type='GaussianBlur',
+                        magnitude_range=(0.1, 2.0),
+                        magnitude_std='inf',
+                        prob=1.0 if i == 0 else 0.1),
+                    dict(type='Solarize', thr=128, prob=0.0 if i == 0 else 0.2)
+                ]
+            pipelines.append(view)
+        self.multi_view = TRANSFORMS.build(
+            dict(
+                type='MultiView',
+                num_views=[1] * num_views,
+                transforms=copy.deepcopy(pipelines)))
+
+    def transform(self, results: Dict) -> Dict:
+        """Replace ``img`` by the list of views."""
+        return self.multi_view(results)
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(crop_size={self.crop_size}, '
+                f'crop_scale={self.crop_scale}, '
+                f'photometric={self.photometric}, '
+                f'num_views={self.num_views})')
+
+
+__all__ = [
+    'RandomFrequencyFilter', 'FOLKViews', 'check_filters'
+]

@@ -1,0 +1,1 @@
+"""Runner-level additions (hooks) of FOLK."""

@@ -1,0 +1,7 @@
+from .algorithms import *  # noqa: F401,F403
+from .data_preprocessor import FrequencyFilterPreprocessor
+from .heads import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403
+from .necks import *  # noqa: F401,F403
+
+__all__ = ['FrequencyFilterPreprocessor']

@@ -1,0 +1,4 @@
+from .folk import FOLK
+from .mfm import MFM
+
+__all__ = ['FOLK', 'MFM']

@@ -1,0 +1,129 @@
+"""FOLK: frequency-guided masking with self-knowledge distillation."""
+from typing import Dict, List, Optional, Union
+
+import torch
+import torch.nn as nn
+
+from mmpretrain.models.utils import CosineEMA
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+from .mfm import MFM, split_features
+
+
+class GlobalEncoder(nn.Module):
+    """Backbone + projector, the part of the student the teacher copies.
+
+    Args:
+        backbone (nn.Module): The backbone.
+        projector (nn.Module): The distillation projector (``DINOProjector``).
+    """
+
+    def __init__(self, backbone: nn.Module, projector: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projector = projector
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, K) logits of the global feature."""
+        feat = self.backbone(images)[-1]
+        cls, _ = split_features(feat, images.shape[-2:])
+        return self.projector(cls)
+
+
+@MODELS.register_module()
+class FOLK(MFM):
+    """FOLK (Karimi Monsefi et al., ICLR 2025).
+
+    Two views ``u``, ``v`` are filtered (Com / RCom by default) into ``u~``,
+    ``v~``; only the filtered views enter the student. The student
+    (backbone + MFM decoder ``neck`` + distillation ``projector``)
+    reconstructs the removed frequencies of each view (``loss_freq``) and
+    predicts the teacher's output for the *other, unfiltered* view
+    (``loss_distill``). The teacher is an EMA of backbone + projector and is
+    never back-propagated.
+
+    The teacher is updated at the start of every training iteration from
+    the student that the previous optimizer step produced (as MMPretrain's
+    BYOL does), which is the same sequence of EMA updates as updating right
+    after each step. Its momentum follows a cosine schedule from
+    ``teacher_momentum`` to ``teacher_momentum_end`` over ``max_iters``.
+
+    Args:
+        backbone (dict): Backbone config.
+        neck (dict): MFM decoder config.
+        head (dict): MFM head config (frequency loss).
+        projector (dict): Distillation projector config (``DINOProjector``).
+        distill_head (dict): Distillation head config (``DistillHead``).
+        teacher_momentum (float): Initial teacher momentum, DINO's
+            convention (weight of the *teacher*). Defaults to 0.996.
+        teacher_momentum_end (float): Final teacher momentum. Defaults to 1.
+        pretrained, data_preprocessor, init_cfg: as :class:`MFM`.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 head: dict,
+                 projector: dict,
+                 distill_head: dict,
+                 teacher_momentum: float = 0.996,
+                 teacher_momentum_end: float = 1.0,
+                 pretrained: Optional[str] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
+        for name, value in dict(
+                teacher_momentum=teacher_momentum,
+                teacher_momentum_end=teacher_momentum_end).items():
+            if not 0 <= value <= 1:
+                raise ValueError(f'{name} must be in [0, 1], got {value}')
+        super().__init__(
+            backbone=backbone,
+            neck=neck,
+            head=head,
+            pretrained=pretrained,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        self.projector = MODELS.build(projector)
+        self.distill_head = MODELS.build(distill_head)
+        # CosineEMA's momentum is the weight of the student (see its docs).
+        self.teacher = CosineEMA(
+            self.student_encoder(),
+            momentum=1.0 - teacher_momentum,
+            end_momentum=1.0 - teacher_momentum_end)
+
+    def student_encoder(self) -> GlobalEncoder:
+        """A view of the student's backbone + projector (shared modules)."""
+        return GlobalEncoder(self.backbone, self.projector)
+
+    def init_weights(self) -> None:
+        """Initialise the student, then copy it into the teacher."""
+        super().init_weights()
+        self.teacher.module.load_state_dict(
+            self.student_encoder().state_dict())
+
+    def loss(self, inputs: Dict[str, List[torch.Tensor]],
+             data_samples: List[DataSample],
+             **kwargs) -> Dict[str, torch.Tensor]:
+        """Frequency reconstruction + cross-view self-distillation.
+
+        Args:
+            inputs (dict): ``views`` (unfiltered), ``filtered`` and ``keep``
+                lists from :class:`FrequencyFilterPreprocessor`, one entry
+                per view, each (B, 3, H, W) / (B, H, W).
+            data_samples (list[DataSample]): Unused.
+
+        Returns:
+            dict[str, Tensor]: ``loss_freq`` and ``loss_distill``.
+        """
+        num_views = len(inputs['views'])
+        # Student: filtered views only.
+        cls, fmap = self.encode(torch.cat(inputs['filtered']))  # (V*B, C)
+        loss_freq = self.reconstruction_loss(fmap, inputs)
+        student = self.projector(cls).chunk(num_views)  # V x (B, K)
+        # Teacher: unfiltered views only, no gradient.
+        with torch.no_grad():
+            self.teacher.update_parameters(self.student_encoder())
+            teacher = self.teacher(torch.cat(inputs['views']))
+            teacher = teacher.chunk(num_views)  # V x (B, K)
+        loss_distill = self.distill_head.loss(student, teacher)
+        return dict(loss_freq=loss_freq, loss_distill=loss_distill)

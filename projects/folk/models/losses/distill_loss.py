@@ -1,0 +1,132 @@
+"""DINO-style self-distillation loss with a centred, sharpened teacher."""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from mmengine.dist import all_reduce, get_world_size
+from mmengine.logging import MessageHub
+from mmengine.model import BaseModule
+
+from mmpretrain.registry import MODELS
+
+
+@MODELS.register_module()
+class DistillLoss(BaseModule):
+    """Cross-entropy between a sharpened, centred teacher and the student.
+
+    ``loss = -sum softmax((t - center) / T_t) * log_softmax(s / T_s)``,
+    averaged over the batch. The centre is an exponential moving average of
+    the teacher's batch mean, all-reduced over processes, updated by
+    :meth:`update_center` and saved as a buffer (restored on resume).
+
+    The teacher temperature rises linearly from ``warmup_teacher_temp`` to
+    ``teacher_temp`` over ``warmup_epochs`` epochs. The current position is
+    read from the runner's :class:`~mmengine.logging.MessageHub` (``iter``,
+    ``max_iters``, ``max_epochs``), so the schedule is a pure function of the
+    iteration: exact on resume and independent of any model wrapper.
+    Outside a runner (no ``max_iters``) the final ``teacher_temp`` is used.
+
+    Args:
+        out_dim (int): Number of prototypes (the logits' dimension).
+        student_temp (float): Student temperature. Defaults to 0.1.
+        teacher_temp (float): Teacher temperature after warm-up.
+            Defaults to 0.07.
+        warmup_teacher_temp (float): Initial teacher temperature.
+            Defaults to 0.04.
+        warmup_epochs (float): Warm-up length in epochs (with an iteration
+            based loop: ``warmup_iters``). Defaults to 30.
+        warmup_iters (int, optional): Warm-up length in iterations; overrides
+            ``warmup_epochs``.
+        center_momentum (float): Momentum of the centre. Defaults to 0.9.
+        loss_weight (float): Weight of the loss. Defaults to 1.0.
+    """
+
+    def __init__(self,
+                 out_dim: int,
+                 student_temp: float = 0.1,
+                 teacher_temp: float = 0.07,
+                 warmup_teacher_temp: float = 0.04,
+                 warmup_epochs: float = 30,
+                 warmup_iters: Optional[int] = None,
+                 center_momentum: float = 0.9,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        for name, value in dict(
+                student_temp=student_temp,
+                teacher_temp=teacher_temp,
+                warmup_teacher_temp=warmup_teacher_temp).items():
+            if value <= 0:
+                raise ValueError(f'{name} must be > 0, got {value}')
+        if not 0 <= center_momentum < 1:
+            raise ValueError(
+                f'center_momentum must be in [0, 1), got {center_momentum}')
+        if loss_weight < 0:
+            raise ValueError(f'loss_weight must be >= 0, got {loss_weight}')
+        self.student_temp = student_temp
+        self.teacher_temp = teacher_temp
+        self.warmup_teacher_temp = warmup_teacher_temp
+        self.warmup_epochs = warmup_epochs
+        self.warmup_iters = warmup_iters
+        self.center_momentum = center_momentum
+        self.loss_weight = loss_weight
+        self.register_buffer('center', torch.zeros(1, out_dim))
+
+    def current_teacher_temp(self) -> float:
+        """Teacher temperature at the runner's current iteration."""
+        hub = MessageHub.get_current_instance()
+        max_iters = hub.get_info('max_iters')
+        if max_iters is None:
+            return self.teacher_temp
+        cur = hub.get_info('iter', 0)
+        warmup = self.warmup_iters
+        if warmup is None:
+            max_epochs = hub.get_info('max_epochs')
+            if max_epochs is None:  # iteration-based loop
+                warmup = int(self.warmup_epochs)
+            else:
+                warmup = int(round(self.warmup_epochs * max_iters /
+                                   max_epochs))
+        if warmup <= 0 or cur >= warmup:
+            return self.teacher_temp
+        frac = cur / warmup
+        return self.warmup_teacher_temp + frac * (
+            self.teacher_temp - self.warmup_teacher_temp)
+
+    def teacher_probs(self, teacher_logits: torch.Tensor) -> torch.Tensor:
+        """Centred, sharpened teacher distribution (B, K), no gradient."""
+        temp = self.current_teacher_temp()
+        return F.softmax(
+            (teacher_logits.float() - self.center) / temp, dim=-1).detach()
+
+    def forward(self, student_logits: torch.Tensor,
+                teacher_probs: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the student against teacher probabilities.
+
+        Args:
+            student_logits (Tensor): (B, K).
+            teacher_probs (Tensor): (B, K) from :meth:`teacher_probs`.
+
+        Returns:
+            Tensor: scalar loss (weighted).
+        """
+        log_p = F.log_softmax(student_logits.float() / self.student_temp,
+                              dim=-1)
+        loss = -(teacher_probs * log_p).sum(dim=-1).mean()
+        return self.loss_weight * loss
+
+    @torch.no_grad()
+    def update_center(self, teacher_logits: torch.Tensor) -> None:
+        """EMA update of the centre with the all-reduced batch mean.
+
+        Args:
+            teacher_logits (Tensor): (N, K) teacher outputs of this process.
+        """
+        batch_center = teacher_logits.float().sum(dim=0, keepdim=True)
+        count = torch.tensor([float(teacher_logits.shape[0])],
+                             device=batch_center.device)
+        if get_world_size() > 1:
+            all_reduce(batch_center, op='sum')
+            all_reduce(count, op='sum')
+        batch_center = batch_center / count
+        self.center.mul_(self.center_momentum).add_(
+            batch_center, alpha=1 - self.center_momentum)

@@ -1,0 +1,3 @@
+from .dino_projector import DINOProjector
+
+__all__ = ['DINOProjector']

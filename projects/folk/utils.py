@@ -1,0 +1,52 @@
+"""Config helpers shared by the launchers."""
+import warnings
+
+import torch
+from mmengine.config import Config
+
+
+def _replace_sync_bn(node) -> int:
+    """Turn every ``SyncBN`` norm config into ``BN`` in place."""
+    count = 0
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+            count += 1
+        for value in node.values():
+            count += _replace_sync_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += _replace_sync_bn(value)
+    return count
+
+
+def adapt_cfg_to_device(cfg: Config) -> Config:
+    """Make a GPU config runnable on a host without CUDA, in place.
+
+    With CUDA available the config is returned unchanged. Without it:
+
+    - ``AmpOptimWrapper`` (which asserts a GPU) becomes ``OptimWrapper``;
+    - the distributed backend becomes gloo and DDP gets ``device_ids=None``;
+    - ``SyncBN`` (GPU only) becomes ``BN``.
+
+    Each change is reported with a warning.
+    """
+    if torch.cuda.is_available():
+        return cfg
+    optim = cfg.get('optim_wrapper', None)
+    if optim is not None and optim.get('type') == 'AmpOptimWrapper':
+        warnings.warn('CUDA is not available: training in float32 with '
+                      'OptimWrapper instead of AmpOptimWrapper.')
+        optim.type = 'OptimWrapper'
+        for key in ('loss_scale', 'dtype'):
+            optim.pop(key, None)
+    env = cfg.setdefault('env_cfg', {})
+    env.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if cfg.get('launcher', 'none') != 'none':
+        wrapper = dict(cfg.get('model_wrapper_cfg', None) or {})
+        wrapper.setdefault('type', 'MMDistributedDataParallel')
+        wrapper['device_ids'] = None
+        cfg.model_wrapper_cfg = wrapper
+    if _replace_sync_bn(cfg.get('model', {})):
+        warnings.warn('CUDA is not available: SyncBN replaced by BN.')
+    return cfg

@@ -1,0 +1,37 @@
+"""Shared fixtures: paths to the repository and the bundled data sets."""
+import os
+import os.path as osp
+import sys
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SHARED = os.environ.get('FOLK_SHARED', osp.join(osp.dirname(REPO), 'shared'))
+sys.path.insert(0, osp.join(REPO, 'projects'))
+
+import folk  # noqa: E402,F401  (compat fixes + registration)
+
+
+def _require(path: str) -> str:
+    if not osp.exists(path):
+        raise FileNotFoundError(
+            f'bundled data not found at {path}; set FOLK_SHARED to the '
+            'shared/ folder that holds data/')
+    return path
+
+
+@pytest.fixture(scope='session')
+def repo_root() -> str:
+    return REPO
+
+
+@pytest.fixture(scope='session')
+def imagenette_root() -> str:
+    """Imagenette at 128 px (real images, MMPretrain annotation format)."""
+    return _require(osp.join(SHARED, 'data', 'imagenette128'))
+
+
+@pytest.fixture(scope='session')
+def camvid_root() -> str:
+    """CamVid 11 classes, 480x360."""
+    return _require(osp.join(SHARED, 'data', 'camvid'))
