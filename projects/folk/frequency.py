@@ -68,10 +68,12 @@ def compression_keep_mask(images: torch.Tensor,
                           ratio: Union[Scalar, torch.Tensor]) -> torch.Tensor:
     """Com filter: keep the strongest ``ratio`` fraction of coefficients.
 
-    The magnitude is averaged over channels. With ``k = ceil(ratio * H * W)``
-    every coefficient whose magnitude is at least the k-th largest is kept,
-    so ties (including the conjugate partner of every kept coefficient) are
-    kept together.
+    The magnitude is averaged over channels and over each conjugate pair
+    (``F[u, v]``, ``F[-u, -v]``; equal for a real image up to FFT rounding).
+    With ``k = ceil(ratio * H * W)`` every coefficient whose magnitude is at
+    least the k-th largest is kept, so ties (including the conjugate partner
+    of every kept coefficient) are kept together and the mask is
+    conjugate-symmetric.
 
     Args:
         images (Tensor): (B, C, H, W) float images.
@@ -92,11 +94,27 @@ def _compression_keep_from_spectrum(
     ratio = _per_image(ratio, 'ratio', b, spec.device)
     if bool(((ratio <= 0) | (ratio > 1)).any()):
         raise ValueError(f'ratio must be in (0, 1], got {ratio.tolist()}')
-    mag = spec.abs().mean(dim=1).flatten(1)  # (B, H*W)
-    # k-th largest per image; k may differ between images.
-    k = torch.ceil(ratio.double() * h * w).long().clamp_(1, h * w)  # (B,)
-    sorted_mag = mag.sort(dim=1, descending=True).values  # (B, H*W)
-    threshold = sorted_mag.gather(1, (k - 1)[:, None])  # (B, 1)
+    mag = spec.abs().mean(dim=1)  # (B, H, W)
+    # The FFT of a real image is conjugate-symmetric only up to rounding
+    # (|F[u, v]| and |F[-u, -v]| can differ in the last bit), which would let
+    # the threshold split a conjugate pair and make the filtered image
+    # complex. Averaging each magnitude with its partner's makes the pair
+    # exactly equal (float addition is commutative), so pairs stay together.
+    partner = mag.flip((-2, -1)).roll((1, 1), (-2, -1))  # |F[-u, -v]|
+    mag = ((mag + partner) * 0.5).flatten(1)  # (B, H*W)
+    # k-th largest per image; k may differ between images. ``ratio`` went
+    # through float32 (0.05 -> 0.0500000007), so ratio * H * W can overshoot
+    # an exact integer (0.05 * 160 * 160 = 1280) and ceil would add one:
+    # products within float32 rounding of an integer are snapped to it.
+    prod = ratio.double() * h * w
+    nearest = prod.round()
+    tol = (prod * 1e-6).clamp(max=0.01)
+    k = torch.where((prod - nearest).abs() <= tol, nearest, prod.ceil())
+    k = k.long().clamp_(1, h * w)  # (B,)
+    # Only the largest max(k) values are needed: topk is much cheaper than a
+    # full sort of the H*W magnitudes for the small ratios FOLK uses.
+    top = mag.topk(int(k.max()), dim=1).values  # (B, max k), descending
+    threshold = top.gather(1, (k - 1)[:, None])  # (B, 1)
     return (mag >= threshold).view(b, h, w)
 
 
@@ -169,6 +187,10 @@ def mixed_keep_mask(images: torch.Tensor,
     if kind_index.shape != (b, ) or param.shape != (b, ):
         raise ValueError(f'kind_index and param must have shape ({b},), got '
                          f'{tuple(kind_index.shape)} and {tuple(param.shape)}')
+    if bool(((kind_index < 0) | (kind_index >= len(FILTER_KINDS))).any()):
+        raise ValueError(f'kind_index must index FILTER_KINDS {FILTER_KINDS} '
+                         f'(0..{len(FILTER_KINDS) - 1}), got '
+                         f'{kind_index.tolist()}')
     keep = torch.zeros(b, h, w, dtype=torch.bool, device=images.device)
     is_com = kind_index <= 1  # com or rcom
     if bool(is_com.any()):

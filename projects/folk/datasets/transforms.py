@@ -268,9 +268,15 @@ class FOLKViews(BaseTransform):
                     dict(type='Solarize', thr=128, prob=0.0 if i == 0 else 0.2)
                 ]
             pipelines.append(view)
+        # The view transforms are MMPretrain's; ``MultiView`` builds them
+        # through mmcv's root registry, which only finds them under the
+        # 'mmpretrain' default scope. ``_scope_`` sets it for the build, so
+        # FOLKViews also works without ``default_scope`` (scripts, tests) or
+        # under another scope.
         self.multi_view = TRANSFORMS.build(
             dict(
                 type='MultiView',
+                _scope_='mmpretrain',
                 num_views=[1] * num_views,
                 transforms=copy.deepcopy(pipelines)))
 

@@ -1,0 +1,217 @@
+"""Pre-training step throughput and peak memory: FOLK vs MFM vs supervised.
+
+All three steps use the same backbone and run in one process on one device,
+so their ratios are comparable. Data loading is excluded (a fixed uint8
+batch is fed); the FOLK / MFM steps include the on-device frequency filter
+(data preprocessor), the model and the optimizer step, through the same
+``model.train_step`` + optim wrapper path the Runner uses. The supervised
+step is plain PyTorch: backbone + linear head, cross-entropy, AdamW.
+
+Examples::
+
+    # GPU, the issue's setting (ViT-B/16, 224 px, 128 images, bf16)
+    python benchmarks/pretrain_throughput.py --arch b --batch 128
+    # CPU smoke run
+    python benchmarks/pretrain_throughput.py --arch tiny --img-size 64 \\
+        --patch 8 --batch 16 --iters 3 --device cpu
+"""
+import argparse
+import contextlib
+import json
+import os
+import os.path as osp
+import platform
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                            'projects'))
+import folk  # noqa: E402,F401
+from mmengine.logging import MessageHub  # noqa: E402
+from mmengine.optim import AmpOptimWrapper, OptimWrapper  # noqa: E402
+from mmpretrain.registry import MODELS  # noqa: E402
+from mmpretrain.structures import DataSample  # noqa: E402
+
+ARCHS = {
+    'b': ('b', 768),
+    's': ('deit-small', 384),
+    'tiny': (dict(embed_dims=192, num_layers=4, num_heads=3,
+                  feedforward_channels=768), 192),
+}
+MEAN = [123.675, 116.28, 103.53]
+STD = [58.395, 57.12, 57.375]
+
+
+def model_cfg(method, arch, img_size, patch, out_dim):
+    arch_cfg, dim = ARCHS[arch]
+    backbone = dict(type='VisionTransformer', arch=arch_cfg,
+                    img_size=img_size, patch_size=patch, out_type='raw')
+    cfg = dict(
+        type=method.upper(),
+        backbone=backbone,
+        neck=dict(type='SimMIMLinearDecoder', in_channels=dim,
+                  encoder_stride=patch),
+        head=dict(type='MFMHead', loss=dict(type='FrequencyLoss')),
+        data_preprocessor=dict(mean=MEAN, std=STD, to_rgb=True))
+    if method == 'folk':
+        cfg.update(
+            projector=dict(type='DINOProjector', in_channels=dim,
+                           out_channels=out_dim),
+            distill_head=dict(type='DistillHead',
+                              loss=dict(type='DistillLoss', out_dim=out_dim)))
+    return cfg
+
+
+def make_batch(batch, size, views, device):
+    inputs = [torch.randint(0, 256, (batch, 3, size, size),
+                            dtype=torch.uint8) for _ in range(views)]
+    samples = []
+    for i in range(batch):
+        s = DataSample()
+        kinds = ['com', 'rcom'] if views == 2 else ['lowpass' if i % 2
+                                                     else 'highpass']
+        params = [0.01] * views if views == 2 else [16.0 * size / 224]
+        s.set_metainfo(dict(freq_kind=kinds, freq_param=params))
+        samples.append(s)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def make_optim(params, device, dtype):
+    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95),
+                            weight_decay=0.05)
+    if device.type == 'cuda' and dtype != 'fp32':
+        return AmpOptimWrapper(
+            optimizer=opt, dtype='bfloat16' if dtype == 'bf16' else 'float16',
+            loss_scale='dynamic' if dtype == 'fp16' else 1.0,
+            clip_grad=dict(max_norm=3.0))
+    return OptimWrapper(optimizer=opt, clip_grad=dict(max_norm=3.0))
+
+
+def build_step(method, args, device):
+    """Return a zero-argument callable that runs one training step."""
+    if method == 'supervised':
+        arch_cfg, dim = ARCHS[args.arch]
+        backbone = MODELS.build(dict(
+            type='VisionTransformer', arch=arch_cfg, img_size=args.img_size,
+            patch_size=args.patch, out_type='cls_token')).to(device)
+        head = torch.nn.Linear(dim, 1000).to(device)
+        params = list(backbone.parameters()) + list(head.parameters())
+        opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.05)
+        x = torch.randn(args.batch, 3, args.img_size, args.img_size,
+                        device=device)
+        y = torch.randint(0, 1000, (args.batch, ), device=device)
+        use_amp = device.type == 'cuda' and args.dtype != 'fp32'
+        amp_dtype = torch.bfloat16 if args.dtype == 'bf16' else torch.float16
+        scaler = torch.amp.GradScaler(enabled=use_amp and
+                                      args.dtype == 'fp16')
+        fwd = backbone
+        if args.compile:
+            fwd = torch.compile(backbone)
+
+        def step():
+            ctx = (torch.autocast('cuda', dtype=amp_dtype) if use_amp else
+                   contextlib.nullcontext())
+            with ctx:
+                logits = head(fwd(x)[-1])
+                loss = torch.nn.functional.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, 3.0)
+            scaler.step(opt)
+            scaler.update()
+        return step, backbone
+
+    cfg = model_cfg(method, args.arch, args.img_size, args.patch,
+                    args.out_dim)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    model = model.to(device)
+    if args.compile:
+        model.backbone = torch.compile(model.backbone)
+    optim = make_optim([p for p in model.parameters() if p.requires_grad],
+                       device, args.dtype)
+    views = 2 if method == 'folk' else 1
+    data = make_batch(args.batch, args.img_size, views, device)
+
+    def step():
+        model.train_step(data, optim)
+    return step, model
+
+
+def measure(method, args, device):
+    MessageHub.get_current_instance().update_info('max_iters', 10**6)
+    torch.manual_seed(0)
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    step, keep_alive = build_step(method, args, device)
+    for _ in range(args.warmup):
+        step()
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(args.iters):
+        step()
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    peak = (torch.cuda.max_memory_allocated() / 2**30
+            if device.type == 'cuda' else float('nan'))
+    del keep_alive, step
+    return dict(method=method, images_per_s=args.batch * args.iters / elapsed,
+                step_ms=1000 * elapsed / args.iters, peak_mem_gib=peak)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--arch', choices=sorted(ARCHS), default='b')
+    p.add_argument('--img-size', type=int, default=224)
+    p.add_argument('--patch', type=int, default=16)
+    p.add_argument('--batch', type=int, default=128)
+    p.add_argument('--out-dim', type=int, default=65536)
+    p.add_argument('--iters', type=int, default=20)
+    p.add_argument('--warmup', type=int, default=5)
+    p.add_argument('--dtype', choices=['bf16', 'fp16', 'fp32'],
+                   default='bf16')
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available()
+                   else 'cpu')
+    p.add_argument('--compile', action='store_true',
+                   help='torch.compile the backbone of every method')
+    p.add_argument('--methods', default='supervised,mfm,folk')
+    p.add_argument('--out', default=None, help='JSON output path')
+    args = p.parse_args()
+    device = torch.device(args.device)
+    rows = [measure(m, args, device) for m in args.methods.split(',')]
+    base = next((r for r in rows if r['method'] == 'supervised'), None)
+    for r in rows:
+        r['ratio_vs_supervised'] = (r['images_per_s'] / base['images_per_s']
+                                    if base else float('nan'))
+    name = (torch.cuda.get_device_name(device) if device.type == 'cuda'
+            else platform.processor() or platform.machine())
+    header = (f'device: {name} ({device.type}), arch {args.arch}, '
+              f'{args.img_size} px, patch {args.patch}, batch {args.batch}, '
+              f'dtype {args.dtype if device.type == "cuda" else "fp32"}, '
+              f'compile {args.compile}, iters {args.iters}')
+    lines = [header, '',
+             '| method | images/s | step (ms) | ratio vs supervised | '
+             'peak memory (GiB) |', '|---|---|---|---|---|']
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['images_per_s']:.1f} | "
+                     f"{r['step_ms']:.1f} | {r['ratio_vs_supervised']:.3f} | "
+                     f"{r['peak_mem_gib']:.2f} |")
+    table = '\n'.join(lines)
+    print(table)
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(dict(config=vars(args), device=name, rows=rows), f,
+                      indent=2)
+        with open(osp.splitext(args.out)[0] + '.md', 'w') as f:
+            f.write(table + '\n')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,63 @@
+"""Run the demo pre-training config in-process with small overrides."""
+import itertools
+import os.path as osp
+
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from folk.utils import adapt_cfg_to_device
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO_CFG = osp.join(REPO, 'configs', 'demo',
+                    'folk_vit-tiny-p8_1xb32-200i_imagenette128.py')
+_counter = itertools.count()
+
+
+class LossRecorder(Hook):
+    """Keeps the logged losses of every training iteration."""
+
+    def __init__(self, crash_after=None):
+        self.losses = {}
+        self.crash_after = crash_after
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        self.losses[runner.iter + 1] = {
+            k: float(v) for k, v in outputs.items() if k.startswith('loss')
+        }
+        if self.crash_after is not None and runner.iter + 1 >= \
+                self.crash_after:
+            raise KeyboardInterrupt('simulated crash')
+
+
+def demo_cfg(work_dir, data_root, max_iters=4, batch_size=8, ckpt_every=2,
+             config=DEMO_CFG, **options):
+    cfg = Config.fromfile(config)
+    cfg.work_dir = str(work_dir)
+    cfg.experiment_name = f'test_{next(_counter)}'
+    cfg.train_dataloader.batch_size = batch_size
+    cfg.train_dataloader.num_workers = 0
+    cfg.train_dataloader.persistent_workers = False
+    cfg.train_dataloader.dataset.data_root = str(data_root)
+    cfg.train_cfg.max_iters = max_iters
+    cfg.param_scheduler = [
+        dict(type='CosineAnnealingLR', T_max=max_iters, by_epoch=False,
+             begin=0, end=max_iters)
+    ]
+    cfg.default_hooks.checkpoint.interval = ckpt_every
+    cfg.default_hooks.logger.interval = 1
+    cfg.merge_from_dict(options)
+    return adapt_cfg_to_device(cfg)
+
+
+def run(cfg, crash_after=None):
+    """Train; return the per-iteration losses (and the runner)."""
+    runner = Runner.from_cfg(cfg)
+    recorder = LossRecorder(crash_after)
+    runner.register_hook(recorder, priority='LOWEST')
+    try:
+        runner.train()
+    except KeyboardInterrupt:
+        pass
+    return recorder.losses, runner
