@@ -91,7 +91,9 @@ def _compression_keep_from_spectrum(
                                          torch.Tensor]) -> torch.Tensor:
     """Com keep mask from a (B, C, H, W) complex spectrum."""
     b, _, h, w = spec.shape
-    ratio = _per_image(ratio, 'ratio', b, spec.device)
+    # The ratio and k live on the host: checking them and choosing the topk
+    # size then needs no device synchronisation.
+    ratio = _per_image(ratio, 'ratio', b, 'cpu')
     if bool(((ratio <= 0) | (ratio > 1)).any()):
         raise ValueError(f'ratio must be in (0, 1], got {ratio.tolist()}')
     mag = spec.abs().mean(dim=1)  # (B, H, W)
@@ -110,11 +112,11 @@ def _compression_keep_from_spectrum(
     nearest = prod.round()
     tol = (prod * 1e-6).clamp(max=0.01)
     k = torch.where((prod - nearest).abs() <= tol, nearest, prod.ceil())
-    k = k.long().clamp_(1, h * w)  # (B,)
+    k = k.long().clamp_(1, h * w)  # (B,) on the host
     # Only the largest max(k) values are needed: topk is much cheaper than a
     # full sort of the H*W magnitudes for the small ratios FOLK uses.
     top = mag.topk(int(k.max()), dim=1).values  # (B, max k), descending
-    threshold = top.gather(1, (k - 1)[:, None])  # (B, 1)
+    threshold = top.gather(1, (k - 1).to(mag.device)[:, None])  # (B, 1)
     return (mag >= threshold).view(b, h, w)
 
 
@@ -182,8 +184,11 @@ def mixed_keep_mask(images: torch.Tensor,
     """
     _check_images(images, check_range=False)
     b, _, h, w = images.shape
-    kind_index = kind_index.to(images.device).long()
-    param = param.to(images.device).float()
+    device = images.device
+    # Decisions are taken on host copies (the pipeline's choices arrive on
+    # the CPU), so a batch on the GPU is filtered without synchronisation.
+    kind_index = kind_index.detach().to('cpu', torch.long)
+    param = param.detach().to('cpu', torch.float32)
     if kind_index.shape != (b, ) or param.shape != (b, ):
         raise ValueError(f'kind_index and param must have shape ({b},), got '
                          f'{tuple(kind_index.shape)} and {tuple(param.shape)}')
@@ -191,23 +196,29 @@ def mixed_keep_mask(images: torch.Tensor,
         raise ValueError(f'kind_index must index FILTER_KINDS {FILTER_KINDS} '
                          f'(0..{len(FILTER_KINDS) - 1}), got '
                          f'{kind_index.tolist()}')
-    keep = torch.zeros(b, h, w, dtype=torch.bool, device=images.device)
     is_com = kind_index <= 1  # com or rcom
+    if bool(is_com.all()):  # FOLK's usual batch: no gather / scatter
+        spec = spectrum if spectrum is not None else torch.fft.fft2(
+            images.float())
+        com = _compression_keep_from_spectrum(spec, param)  # (B, H, W)
+        return com ^ (kind_index == 1).to(device)[:, None, None]
+    keep = torch.zeros(b, h, w, dtype=torch.bool, device=device)
     if bool(is_com.any()):
         idx = is_com.nonzero().squeeze(1)
-        spec = (spectrum[idx] if spectrum is not None else torch.fft.fft2(
-            images[idx].float()))
+        idx_dev = idx.to(device)
+        spec = (spectrum[idx_dev] if spectrum is not None else
+                torch.fft.fft2(images[idx_dev].float()))
         com = _compression_keep_from_spectrum(spec, param[idx])  # (b', H, W)
-        invert = (kind_index[idx] == 1)[:, None, None]
-        keep[idx] = com ^ invert
+        invert = (kind_index[idx] == 1).to(device)[:, None, None]
+        keep[idx_dev] = com ^ invert
     if bool((~is_com).any()):
         idx = (~is_com).nonzero().squeeze(1)
         if bool((param[idx] <= 0).any()):
             raise ValueError(f'radius must be > 0, got {param[idx].tolist()}')
-        dist = signed_frequency_distance(h, w, images.device)  # (H, W)
-        inside = dist[None] < param[idx][:, None, None]
-        invert = (kind_index[idx] == 3)[:, None, None]
-        keep[idx] = inside ^ invert
+        dist = signed_frequency_distance(h, w, device)  # (H, W)
+        inside = dist[None] < param[idx].to(device)[:, None, None]
+        invert = (kind_index[idx] == 3).to(device)[:, None, None]
+        keep[idx.to(device)] = inside ^ invert
     return keep
 
 

@@ -124,9 +124,29 @@ def test_centre_is_updated_in_training_only():
     head.loss(s, t)
     assert torch.count_nonzero(head.loss_module.center) == 0
     head.train()
-    head.loss(s, t)
-    expected = 0.1 * torch.cat(t).mean(0, keepdim=True)
+    head.loss(s, t)  # first batch: the centre starts at its mean
+    mean_1 = torch.cat(t).mean(0, keepdim=True)
+    torch.testing.assert_close(head.loss_module.center, mean_1)
+    t2 = [torch.randn(4, 64), torch.randn(4, 64)]
+    head.loss(s, t2)  # then an EMA with momentum 0.9
+    expected = 0.9 * mean_1 + 0.1 * torch.cat(t2).mean(0, keepdim=True)
     torch.testing.assert_close(head.loss_module.center, expected)
+
+
+def test_first_iteration_uses_a_centred_teacher():
+    set_schedule()
+    model = build()
+    head = model.distill_head
+    torch.manual_seed(2)
+    s = [torch.randn(4, 64), torch.randn(4, 64)]
+    t = [torch.randn(4, 64) + 5, torch.randn(4, 64) + 5]
+    got = head.loss(s, t)
+    loss_fn = head.loss_module
+    centred = [x - torch.cat(t).mean(0, keepdim=True) for x in t]
+    temp = loss_fn.current_teacher_temp()
+    probs = [torch.softmax(x / temp, -1) for x in centred]
+    expected = (loss_fn(s[0], probs[1]) + loss_fn(s[1], probs[0])) / 2
+    torch.testing.assert_close(got, expected)
 
 
 def test_teacher_temperature_warmup_follows_iteration():
@@ -172,6 +192,7 @@ def test_resnet_backbone_uses_pooled_features_and_stride_32_decoder():
 
 @pytest.mark.parametrize('key,value,match', [
     ('teacher_momentum', 1.5, 'teacher_momentum'),
+    ('teacher_momentum', 1.0, 'teacher_momentum'),
     ('teacher_momentum_end', -0.1, 'teacher_momentum_end'),
 ])
 def test_invalid_options_fail_at_build(key, value, match):

@@ -4,9 +4,9 @@ from typing import Dict, List, Optional, Union
 import torch
 import torch.nn as nn
 
-from mmpretrain.models.utils import CosineEMA
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+from ..teacher_ema import FusedCosineEMA
 from .mfm import MFM, split_features
 
 
@@ -71,11 +71,12 @@ class FOLK(MFM):
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
-        for name, value in dict(
-                teacher_momentum=teacher_momentum,
-                teacher_momentum_end=teacher_momentum_end).items():
-            if not 0 <= value <= 1:
-                raise ValueError(f'{name} must be in [0, 1], got {value}')
+        if not 0 < teacher_momentum < 1:
+            raise ValueError('teacher_momentum must be in (0, 1), got '
+                             f'{teacher_momentum}')
+        if not 0 <= teacher_momentum_end <= 1:
+            raise ValueError('teacher_momentum_end must be in [0, 1], got '
+                             f'{teacher_momentum_end}')
         super().__init__(
             backbone=backbone,
             neck=neck,
@@ -86,7 +87,7 @@ class FOLK(MFM):
         self.projector = MODELS.build(projector)
         self.distill_head = MODELS.build(distill_head)
         # CosineEMA's momentum is the weight of the student (see its docs).
-        self.teacher = CosineEMA(
+        self.teacher = FusedCosineEMA(
             self.student_encoder(),
             momentum=1.0 - teacher_momentum,
             end_momentum=1.0 - teacher_momentum_end)

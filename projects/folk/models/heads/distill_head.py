@@ -13,7 +13,8 @@ class DistillHead(BaseModule):
 
     With views ``u``, ``v``: ``student(u~)`` learns ``teacher(v)`` and
     ``student(v~)`` learns ``teacher(u)``; the two terms are averaged. The
-    teacher centre is updated after the loss with all teacher outputs.
+    teacher centre is updated after the loss with all teacher outputs (and,
+    on the first iteration, initialised from them; see :class:`DistillLoss`).
 
     Args:
         loss (dict): Config of the loss, e.g. ``dict(type='DistillLoss')``.
@@ -46,9 +47,12 @@ class DistillHead(BaseModule):
             raise ValueError('need the same number (>= 2) of student and '
                              f'teacher views, got {len(student)} and '
                              f'{len(teacher)}')
+        if self.training:
+            batch_center = self.loss_module.batch_center(torch.cat(teacher))
+            self.loss_module.start_center(batch_center)
         probs = [self.loss_module.teacher_probs(t) for t in teacher]
         pairs = self.pairs(len(student))
         total = sum(self.loss_module(student[s], probs[t]) for s, t in pairs)
         if self.training:
-            self.loss_module.update_center(torch.cat(teacher))
+            self.loss_module.update_center(batch_center=batch_center)
         return total / len(pairs)

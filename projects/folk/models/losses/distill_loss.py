@@ -26,6 +26,13 @@ class DistillLoss(BaseModule):
     iteration: exact on resume and independent of any model wrapper.
     Outside a runner (no ``max_iters``) the final ``teacher_temp`` is used.
 
+    The centre starts at the first batch's (all-reduced) teacher mean with
+    ``center_init='first_batch'`` (default, ours) or at zero as in DINO with
+    ``center_init='zeros'``. Starting from zero leaves the teacher un-centred
+    for the first ~1 / (1 - center_momentum) iterations, so the loss first
+    rises while the centre catches up; starting from the first batch removes
+    that transient and makes the loss curve reflect learning from step one.
+
     Args:
         out_dim (int): Number of prototypes (the logits' dimension).
         student_temp (float): Student temperature. Defaults to 0.1.
@@ -38,6 +45,8 @@ class DistillLoss(BaseModule):
         warmup_iters (int, optional): Warm-up length in iterations; overrides
             ``warmup_epochs``.
         center_momentum (float): Momentum of the centre. Defaults to 0.9.
+        center_init (str): ``'first_batch'`` or ``'zeros'``.
+            Defaults to ``'first_batch'``.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
     """
 
@@ -49,6 +58,7 @@ class DistillLoss(BaseModule):
                  warmup_epochs: float = 30,
                  warmup_iters: Optional[int] = None,
                  center_momentum: float = 0.9,
+                 center_init: str = 'first_batch',
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         for name, value in dict(
@@ -62,6 +72,10 @@ class DistillLoss(BaseModule):
                 f'center_momentum must be in [0, 1), got {center_momentum}')
         if loss_weight < 0:
             raise ValueError(f'loss_weight must be >= 0, got {loss_weight}')
+        if center_init not in ('first_batch', 'zeros'):
+            raise ValueError('center_init must be "first_batch" or "zeros", '
+                             f'got {center_init!r}')
+        self.center_init = center_init
         self.student_temp = student_temp
         self.teacher_temp = teacher_temp
         self.warmup_teacher_temp = warmup_teacher_temp
@@ -70,6 +84,8 @@ class DistillLoss(BaseModule):
         self.center_momentum = center_momentum
         self.loss_weight = loss_weight
         self.register_buffer('center', torch.zeros(1, out_dim))
+        # whether ``center`` holds a running mean yet (saved for resume)
+        self.register_buffer('center_ready', torch.tensor(False))
 
     def current_teacher_temp(self) -> float:
         """Teacher temperature at the runner's current iteration."""
@@ -115,18 +131,46 @@ class DistillLoss(BaseModule):
         return self.loss_weight * loss
 
     @torch.no_grad()
-    def update_center(self, teacher_logits: torch.Tensor) -> None:
-        """EMA update of the centre with the all-reduced batch mean.
+    def batch_center(self, teacher_logits: torch.Tensor) -> torch.Tensor:
+        """Mean teacher output over the global batch (all processes).
 
         Args:
             teacher_logits (Tensor): (N, K) teacher outputs of this process.
+
+        Returns:
+            Tensor: (1, K) mean over every process's rows.
         """
-        batch_center = teacher_logits.float().sum(dim=0, keepdim=True)
-        count = torch.tensor([float(teacher_logits.shape[0])],
-                             device=batch_center.device)
+        total = teacher_logits.float().sum(dim=0, keepdim=True)  # (1, K)
+        count = torch.full((1, 1), float(teacher_logits.shape[0]),
+                           device=total.device)
         if get_world_size() > 1:
-            all_reduce(batch_center, op='sum')
+            all_reduce(total, op='sum')
             all_reduce(count, op='sum')
-        batch_center = batch_center / count
+        return total / count
+
+    @torch.no_grad()
+    def start_center(self, batch_center: torch.Tensor) -> None:
+        """Set the centre to ``batch_center`` if it holds no mean yet."""
+        if self.center_init == 'first_batch':
+            # torch.where: no host-device synchronisation on the flag
+            self.center.copy_(
+                torch.where(self.center_ready, self.center, batch_center))
+
+    @torch.no_grad()
+    def update_center(self,
+                      teacher_logits: Optional[torch.Tensor] = None,
+                      batch_center: Optional[torch.Tensor] = None) -> None:
+        """EMA update of the centre with the all-reduced batch mean.
+
+        Args:
+            teacher_logits (Tensor, optional): (N, K) teacher outputs of this
+                process.
+            batch_center (Tensor, optional): :meth:`batch_center` of them,
+                if already computed.
+        """
+        if batch_center is None:
+            batch_center = self.batch_center(teacher_logits)
+        self.start_center(batch_center)
         self.center.mul_(self.center_momentum).add_(
             batch_center, alpha=1 - self.center_momentum)
+        self.center_ready.fill_(True)

@@ -1,0 +1,73 @@
+"""Cosine-momentum EMA teacher with a fused, synchronisation-free update."""
+from math import cos, pi
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmengine.logging import MessageHub
+
+from mmpretrain.models.utils import CosineEMA
+from mmpretrain.registry import MODELS
+
+
+@MODELS.register_module()
+class FusedCosineEMA(CosineEMA):
+    """:class:`mmpretrain.models.CosineEMA` with the same arithmetic, faster.
+
+    MMPretrain's implementation calls ``avg_func`` once per parameter; each
+    call reads ``max_iters`` from the message hub and turns the on-device
+    ``steps`` buffer into a Python number, i.e. one host-device
+    synchronisation per parameter (about 200 per step for ViT-B on a GPU).
+    Here the momentum is computed once per step from a host-side copy of
+    ``steps`` and all parameters are updated by one ``torch._foreach_lerp_``
+    (``avg += m * (src - avg)``, identical to ``avg * (1 - m) + src * m``
+    up to rounding). ``steps`` stays a buffer, so checkpoints and resume are
+    unchanged; the host copy is refreshed whenever a state dict is loaded.
+
+    Args: as :class:`mmpretrain.models.CosineEMA`.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._host_steps: Optional[int] = None
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._host_steps = None  # re-read ``steps`` after loading
+        return super()._load_from_state_dict(*args, **kwargs)
+
+    def current_momentum(self, steps: int) -> float:
+        """Weight of the student at update number ``steps``."""
+        max_iters = MessageHub.get_current_instance().get_info('max_iters')
+        if max_iters is None:
+            raise RuntimeError(
+                'FusedCosineEMA needs "max_iters" in the message hub (set by '
+                "the Runner; outside a Runner call MessageHub.get_current_"
+                "instance().update_info('max_iters', N))")
+        annealing = (cos(pi * steps / float(max_iters)) + 1) / 2
+        return self.end_momentum - (self.end_momentum -
+                                    self.momentum) * annealing
+
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        """Move the averaged parameters towards ``model``'s."""
+        if self._host_steps is None:
+            self._host_steps = int(self.steps)  # one sync after (re)loading
+        steps = self._host_steps
+        src = (model.state_dict()
+               if self.update_buffers else dict(model.named_parameters()))
+        names = [k for k, p in self.avg_parameters.items()
+                 if p.dtype.is_floating_point]
+        avg = [self.avg_parameters[k].data for k in names]
+        new = [src[k].data.to(a.device) for k, a in zip(names, avg)]
+        if steps == 0:
+            torch._foreach_copy_(avg, new)
+        elif steps % self.interval == 0:
+            torch._foreach_lerp_(avg, new, self.current_momentum(steps))
+        if not self.update_buffers:
+            dst = [b.data for b in self.module.buffers()]
+            if dst:
+                torch._foreach_copy_(
+                    dst, [b.data.to(d.device)
+                          for b, d in zip(model.buffers(), dst)])
+        self.steps.add_(1)
+        self._host_steps = steps + 1
