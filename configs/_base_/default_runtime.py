@@ -7,10 +7,16 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # atomic checkpoint files; --resume auto skips truncated/corrupt ones
+    checkpoint=dict(
+        type='SafeCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )
+
+# Stop at the first NaN/inf loss term, before the optimizer step (use
+# policy='skip' to skip such steps instead). See docs/reliability.md.
+custom_hooks = [dict(type='NonFiniteLossHook', policy='raise')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -25,7 +25,7 @@ model = dict(
     distill_head=dict(loss=dict(out_dim=4096, warmup_iters=50)))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileSafe'),
     dict(type='FOLKViews', crop_size=crop, crop_scale=(0.25, 1.0)),
     dict(type='RandomFrequencyFilter', filters={{_base_.folk_filters}}),
     dict(type='PackInputs', meta_keys=['img_path', 'freq_kind', 'freq_param'])
@@ -65,6 +65,6 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=200)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=100,
+        type='SafeCheckpointHook', by_epoch=False, interval=100,
         max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)

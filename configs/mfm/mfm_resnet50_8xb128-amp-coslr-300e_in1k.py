@@ -10,7 +10,7 @@ model = dict(
         zero_init_residual=False),
     neck=dict(in_channels=2048, encoder_stride=32))
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileSafe'),
     dict(
         type='FOLKViews',
         crop_size=224,

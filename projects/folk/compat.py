@@ -22,14 +22,33 @@ the breakages recorded for this project's dependency set:
    ``np.uint8(hue_factor * 255)``, which raises ``OverflowError`` under
    numpy 2 for every negative hue shift. Negative shifts are applied here
    with the same wrap-around arithmetic; non-negative ones call mmcv.
+5. Checkpoint I/O in mmengine (see docs/reliability.md):
+
+   - mmengine's local loader calls ``torch.load`` without ``weights_only``
+     (safe only through torch's default) and its errors do not name the
+     file; it is re-registered to use :func:`safe_torch_load`.
+   - mmengine's ``http(s)://`` loader uses
+     ``torch.hub.load_state_dict_from_url``, whose ``weights_only`` defaults
+     to **False**: a downloaded checkpoint could run arbitrary code. It is
+     replaced by a wrapper that always passes ``weights_only=True``.
+   - ``save_checkpoint`` writes the file in place (``open(path, 'wb')``), so
+     a process killed while saving leaves a truncated file under the final
+     name, which ``last_checkpoint`` may then point to. Local checkpoints
+     are written to a temporary file in the same directory, fsynced and
+     renamed with :func:`os.replace` (atomic on POSIX), see
+     :func:`atomic_torch_save`. This is patched in the library function
+     rather than in a hook so that every writer (runner, hooks, tools) is
+     covered whatever checkpoint hook a config uses.
 """
 import functools
 import importlib
 import os
+import pickle
 import sys
 import types
+import uuid
 import warnings
-from typing import List
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -67,10 +86,30 @@ def safe_checkpoint_globals() -> List[object]:
     return allowed
 
 
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def history_buffer_getattr(obj, name: str):
+    """Restricted ``getattr`` for unpickling mmengine's message hub.
+
+    ``HistoryBuffer.__getstate__`` pickles its ``statistics_methods`` as
+    ``getattr(HistoryBuffer, 'min')`` etc. Only those lookups are allowed;
+    any other ``getattr`` in a checkpoint is refused.
+    """
+    from mmengine.logging import HistoryBuffer
+    if ((obj is HistoryBuffer or isinstance(obj, HistoryBuffer))
+            and name in _HISTORY_BUFFER_METHODS):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({type(obj).__name__}, {name!r}) in a checkpoint')
+
+
 def _allow_safe_globals() -> None:
     add = getattr(torch.serialization, 'add_safe_globals', None)
     if add is not None:  # torch >= 2.4
         add(safe_checkpoint_globals())
+        # Replaces builtins.getattr for weights_only unpickling only.
+        add([(history_buffer_getattr, 'builtins.getattr')])
 
 
 def safe_torch_load(path: str, map_location='cpu') -> dict:
@@ -88,6 +127,7 @@ def safe_torch_load(path: str, map_location='cpu') -> dict:
         RuntimeError: If the file is truncated, not a checkpoint, or contains
             a pickled object outside the allow-list.
     """
+    path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
     _allow_safe_globals()
@@ -95,10 +135,164 @@ def safe_torch_load(path: str, map_location='cpu') -> dict:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - re-raised with the file name
         raise RuntimeError(
-            f'cannot load checkpoint {path!r} safely: {type(err).__name__}: '
-            f'{str(err).splitlines()[0] if str(err) else ""}. The file may be '
-            'truncated, not a PyTorch checkpoint, or contain pickled objects '
-            'that are not allowed (weights_only=True).') from err
+            f'cannot load checkpoint {path!r} safely: '
+            f'{_load_error_summary(err)}. The file may be truncated, not a '
+            'PyTorch checkpoint, or contain pickled objects that are not '
+            'allowed (weights_only=True).') from err
+
+
+def _load_error_summary(err: BaseException) -> str:
+    """One line of a ``torch.load`` error: the refused global if any.
+
+    torch's weights-only error starts with advice to retry with
+    ``weights_only=False``, which we never want to repeat; the line that
+    names the refused global is more useful.
+    """
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    pick = lines[0] if lines else ''
+    for line in lines:
+        if 'Unsupported global' in line or 'WeightsUnpickler error' in line:
+            pick = line
+            break
+    return f'{type(err).__name__}: {pick.rstrip(".")}'
+
+
+# ---------------------------------------------------------------------------
+# 5. mmengine checkpoint I/O: safe loads, atomic saves
+# ---------------------------------------------------------------------------
+def safe_load_url(url: str,
+                  model_dir: Optional[str] = None,
+                  map_location=None,
+                  progress: bool = True,
+                  check_hash: bool = False,
+                  file_name: Optional[str] = None,
+                  weights_only: bool = True) -> dict:
+    """:func:`torch.hub.load_state_dict_from_url` with ``weights_only=True``.
+
+    torch.hub's default is ``weights_only=False``; mmengine's ``http(s)://``
+    loader calls it without the argument. ``weights_only=False`` is refused.
+    """
+    if not weights_only:
+        raise ValueError('folk refuses to unpickle downloaded checkpoints '
+                         'with weights_only=False (arbitrary code execution)')
+    _allow_safe_globals()
+    try:
+        return torch.hub.load_state_dict_from_url(
+            url,
+            model_dir=model_dir,
+            map_location=map_location,
+            progress=progress,
+            check_hash=check_hash,
+            file_name=file_name,
+            weights_only=True)
+    except Exception as err:  # noqa: BLE001 - re-raised with the URL
+        if isinstance(err, (OSError, ValueError)) and not isinstance(
+                err, pickle.UnpicklingError):
+            raise  # download / hash errors keep their type
+        raise RuntimeError(
+            f'cannot load checkpoint {url!r} safely: '
+            f'{_load_error_summary(err)}. The file may be truncated, not a '
+            'PyTorch checkpoint, or contain pickled objects that are not '
+            'allowed (weights_only=True).') from err
+
+
+def _fsync_dir(path: str) -> None:
+    """Make a rename in ``path`` durable (POSIX; a no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    """``torch.save`` that never leaves a partially written ``path``.
+
+    The data go to a hidden temporary file in the same directory
+    (``.NAME.<pid>.<random>.tmp``), which is flushed, fsynced and renamed
+    over ``path`` with :func:`os.replace`. If anything fails (or the process
+    dies) before the rename, ``path`` keeps its previous content; on an
+    exception the temporary file is removed. A process killed with SIGKILL
+    may leave the temporary file behind (``SafeCheckpointHook`` removes
+    such files when training starts again).
+    """
+    path = os.path.abspath(os.fspath(path))
+    directory, name = os.path.split(path)
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory,
+                       f'.{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
+    try:
+        # 'xb' creates the file with the default (umask) permissions.
+        with open(tmp, 'xb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def _is_local_path(filename) -> bool:
+    return '://' not in os.fspath(filename)
+
+
+def _patch_checkpoint_io() -> None:
+    from mmengine import runner as runner_pkg
+    from mmengine.runner import checkpoint as ckpt_mod
+    from mmengine.runner import runner as runner_mod
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    if getattr(ckpt_mod.save_checkpoint, '_folk_patched', False):
+        return
+
+    # -- loading ------------------------------------------------------------
+    def load_from_local(filename, map_location):
+        """Local checkpoints through :func:`safe_torch_load` (folk)."""
+        filename = os.path.expanduser(os.fspath(filename))
+        if not os.path.isfile(filename):
+            raise FileNotFoundError(f'{filename} can not be found.')
+        return safe_torch_load(filename, map_location=map_location)
+
+    load_from_local._folk_patched = True
+    CheckpointLoader.register_scheme(prefixes='', force=True)(
+        load_from_local)
+    ckpt_mod.load_from_local = load_from_local
+    ckpt_mod.load_url = safe_load_url
+    from mmengine.utils import dl_utils
+    dl_utils.load_url = safe_load_url
+
+    # -- saving -------------------------------------------------------------
+    original = ckpt_mod.save_checkpoint
+
+    @functools.wraps(original)
+    def save_checkpoint(checkpoint,
+                        filename,
+                        file_client_args=None,
+                        backend_args=None):
+        if (file_client_args is None and backend_args is None
+                and _is_local_path(filename)):
+            atomic_torch_save(checkpoint, filename)
+            return
+        return original(
+            checkpoint,
+            filename,
+            file_client_args=file_client_args,
+            backend_args=backend_args)
+
+    save_checkpoint._folk_patched = True
+    # ``Runner.save_checkpoint`` uses the name imported into
+    # mmengine.runner.runner; hooks import it from mmengine.runner.
+    ckpt_mod.save_checkpoint = save_checkpoint
+    runner_mod.save_checkpoint = save_checkpoint
+    runner_pkg.save_checkpoint = save_checkpoint
 
 
 # ---------------------------------------------------------------------------
@@ -187,6 +381,19 @@ def _install_mmcv_ops_standin() -> None:
     ops.point_sample = point_sample
     ops.sigmoid_focal_loss = sigmoid_focal_loss
     ops.FOLK_STANDIN = True
+
+    def __getattr__(name):
+        # mmseg guards optional ops with ``except ModuleNotFoundError``
+        # (e.g. ``from mmcv.ops import CrissCrossAttention``): a missing op
+        # must raise that, not the ImportError a plain module gives.
+        if name.startswith('__'):
+            raise AttributeError(name)
+        raise ModuleNotFoundError(
+            f'mmcv.ops.{name} needs full mmcv (mmcv._ext); the folk stand-in '
+            'only provides point_sample and sigmoid_focal_loss',
+            name='mmcv._ext')
+
+    ops.__getattr__ = __getattr__
     sys.modules['mmcv.ops'] = ops
     mmcv.ops = ops
 
@@ -236,4 +443,5 @@ def apply() -> None:
     _patch_dist_init()
     _install_mmcv_ops_standin()
     _patch_adjust_hue()
+    _patch_checkpoint_io()
     _APPLIED = True

@@ -13,7 +13,7 @@ folk_filters = [
     dict(kind='rcom', ratios=(0.005, 0.01, 0.05), prob=0.5),
 ]
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileSafe'),
     dict(type='FOLKViews', crop_size=224, crop_scale=(0.25, 1.0)),
     dict(type='RandomFrequencyFilter', filters=folk_filters),
     dict(type='PackInputs', meta_keys=['img_path', 'freq_kind', 'freq_param'])

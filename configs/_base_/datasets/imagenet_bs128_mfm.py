@@ -7,7 +7,7 @@ mfm_filters = [
     dict(kind='highpass', radius=16, prob=0.5),
 ]
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileSafe'),
     dict(
         type='FOLKViews',
         crop_size=224,

@@ -1,5 +1,6 @@
 """Data-pipeline transforms of FOLK: the two views and the filter choice."""
 import copy
+import difflib
 import math
 from numbers import Number
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -45,9 +46,14 @@ def check_filters(filters: Sequence[dict],
                              f'got {kind!r}')
         unknown = set(f) - set(_FILTER_KEYS[kind])
         if unknown:
+            hints = ''.join(
+                f' (did you mean {close[0]!r} for {key!r}?)'
+                for key in sorted(unknown) for close in [
+                    difflib.get_close_matches(key, _FILTER_KEYS[kind], 1)]
+                if close)
             raise ValueError(f'{where} has unknown key(s) {sorted(unknown)} '
                              f'for kind {kind!r}; allowed: '
-                             f'{list(_FILTER_KEYS[kind])}')
+                             f'{list(_FILTER_KEYS[kind])}{hints}')
         prob = f.get('prob', None)
         if not isinstance(prob, Number) or prob <= 0:
             raise ValueError(f'{where}.prob must be a number > 0, got {prob!r}')
@@ -247,10 +253,15 @@ class FOLKViews(BaseTransform):
                  photometric: bool = True,
                  num_views: int = 2) -> None:
         if num_views not in (1, 2):
-            raise ValueError(f'num_views must be 1 or 2, got {num_views}')
-        if not (0 < crop_scale[0] <= crop_scale[1] <= 1):
-            raise ValueError(f'crop_scale must satisfy 0 < min <= max <= 1, '
-                             f'got {crop_scale}')
+            raise ValueError(
+                f'FOLKViews: num_views must be 1 or 2, got {num_views}')
+        if not isinstance(crop_size, int) or crop_size <= 0:
+            raise ValueError(f'FOLKViews: crop_size must be a positive int, '
+                             f'got {crop_size!r}')
+        if (not isinstance(crop_scale, Sequence) or len(crop_scale) != 2
+                or not 0 < crop_scale[0] <= crop_scale[1] <= 1):
+            raise ValueError(f'FOLKViews: crop_scale must satisfy 0 < min <= '
+                             f'max <= 1 (a (min, max) pair), got {crop_scale}')
         self.crop_size = crop_size
         self.crop_scale = tuple(crop_scale)
         self.photometric = photometric

@@ -10,6 +10,24 @@ from ..teacher_ema import FusedCosineEMA
 from .mfm import MFM, split_features
 
 
+def check_distill_dims(projector: nn.Module, distill_head: nn.Module) -> None:
+    """The projector's output size must be the distillation loss's out_dim.
+
+    Otherwise the first iteration fails deep inside the loss with a shape
+    error; this names both options at build time.
+    """
+    last = getattr(projector, 'last_layer', None)
+    out_channels = getattr(last, 'out_features', None)
+    center = getattr(getattr(distill_head, 'loss_module', None), 'center',
+                     None)
+    if out_channels is None or center is None:
+        return
+    if center.shape[-1] != out_channels:
+        raise ValueError(
+            f'FOLK: projector.out_channels ({out_channels}) must equal '
+            f'distill_head.loss.out_dim ({center.shape[-1]})')
+
+
 class GlobalEncoder(nn.Module):
     """Backbone + projector, the part of the student the teacher copies.
 
@@ -72,10 +90,11 @@ class FOLK(MFM):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
         if not 0 < teacher_momentum < 1:
-            raise ValueError('teacher_momentum must be in (0, 1), got '
+            raise ValueError('FOLK: teacher_momentum must be in (0, 1), got '
                              f'{teacher_momentum}')
         if not 0 <= teacher_momentum_end <= 1:
-            raise ValueError('teacher_momentum_end must be in [0, 1], got '
+            raise ValueError('FOLK: teacher_momentum_end must be in [0, 1], '
+                             'got '
                              f'{teacher_momentum_end}')
         super().__init__(
             backbone=backbone,
@@ -86,6 +105,7 @@ class FOLK(MFM):
             init_cfg=init_cfg)
         self.projector = MODELS.build(projector)
         self.distill_head = MODELS.build(distill_head)
+        check_distill_dims(self.projector, self.distill_head)
         # CosineEMA's momentum is the weight of the student (see its docs).
         self.teacher = FusedCosineEMA(
             self.student_encoder(),

@@ -66,14 +66,18 @@ class DistillLoss(BaseModule):
                 teacher_temp=teacher_temp,
                 warmup_teacher_temp=warmup_teacher_temp).items():
             if value <= 0:
-                raise ValueError(f'{name} must be > 0, got {value}')
+                raise ValueError(
+                    f'DistillLoss: {name} must be > 0, got {value}')
         if not 0 <= center_momentum < 1:
             raise ValueError(
-                f'center_momentum must be in [0, 1), got {center_momentum}')
+                f'DistillLoss: center_momentum must be in [0, 1), got '
+                f'{center_momentum}')
         if loss_weight < 0:
-            raise ValueError(f'loss_weight must be >= 0, got {loss_weight}')
+            raise ValueError(
+                f'DistillLoss: loss_weight must be >= 0, got {loss_weight}')
         if center_init not in ('first_batch', 'zeros'):
-            raise ValueError('center_init must be "first_batch" or "zeros", '
+            raise ValueError('DistillLoss: center_init must be "first_batch" '
+                             'or "zeros", '
                              f'got {center_init!r}')
         self.center_init = center_init
         self.student_temp = student_temp

@@ -22,7 +22,8 @@ class FrequencyLoss(BaseModule):
     def __init__(self, loss_weight: float = 1.0) -> None:
         super().__init__()
         if loss_weight < 0:
-            raise ValueError(f'loss_weight must be >= 0, got {loss_weight}')
+            raise ValueError(
+                f'FrequencyLoss: loss_weight must be >= 0, got {loss_weight}')
         self.loss_weight = loss_weight
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor,

@@ -1,0 +1,86 @@
+"""A NaN loss stops training (or skips the step) before the optimizer step."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.runner import Runner
+from runner_utils import demo_cfg, run
+
+from folk.compat import safe_torch_load
+from folk.engine import NonFiniteLossHook
+from folk.models.losses import FrequencyLoss
+
+
+@pytest.fixture
+def nan_at_iter_3(monkeypatch):
+    """FrequencyLoss returns NaN (with a NaN gradient) at iteration 3."""
+    original = FrequencyLoss.forward
+    calls = []
+
+    def forward(self, *args, **kwargs):
+        loss = original(self, *args, **kwargs)
+        calls.append(1)
+        return loss * float('nan') if len(calls) == 3 else loss
+
+    monkeypatch.setattr(FrequencyLoss, 'forward', forward)
+
+
+def _student(ckpt_path):
+    sd = safe_torch_load(ckpt_path)['state_dict']
+    return {k: v for k, v in sd.items() if k.startswith('backbone.')}
+
+
+def _all_finite(ckpt_path):
+    sd = safe_torch_load(ckpt_path)['state_dict']
+    return all(bool(torch.isfinite(v).all()) for v in sd.values()
+               if v.is_floating_point())
+
+
+def test_default_config_uses_the_hook(tmp_path, imagenette_root):
+    cfg = demo_cfg(tmp_path, imagenette_root)
+    assert dict(type='NonFiniteLossHook', policy='raise') in cfg.custom_hooks
+
+
+def test_invalid_policy_is_refused():
+    with pytest.raises(ValueError, match='policy'):
+        NonFiniteLossHook(policy='ignore')
+
+
+def test_nan_loss_stops_before_the_step(tmp_path, imagenette_root,
+                                        nan_at_iter_3):
+    cfg = demo_cfg(tmp_path, imagenette_root, max_iters=4, batch_size=4,
+                   ckpt_every=1)
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(FloatingPointError) as err:
+        runner.train()
+    msg = str(err.value)
+    assert 'iteration 3' in msg and 'loss_freq=nan' in msg, msg
+    assert 'loss_distill' not in msg  # only the offending term is named
+    assert 'iter_2.pth' in msg  # the intact checkpoint
+    # the last good checkpoint is intact and is what auto-resume uses
+    last = open(osp.join(tmp_path, 'last_checkpoint')).read()
+    assert last == osp.join(tmp_path, 'iter_2.pth')
+    assert _all_finite(last)
+    assert not osp.exists(osp.join(tmp_path, 'iter_3.pth'))
+    # no optimizer step was taken with the NaN gradients
+    model = runner.model
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def test_nan_loss_skip_policy(tmp_path, imagenette_root, nan_at_iter_3):
+    cfg = demo_cfg(tmp_path, imagenette_root, max_iters=4, batch_size=4,
+                   ckpt_every=1)
+    cfg.default_hooks.checkpoint.max_keep_ckpts = 4
+    cfg.custom_hooks = [dict(type='NonFiniteLossHook', policy='skip')]
+    losses, runner = run(cfg)
+    assert sorted(losses) == [1, 2, 3, 4]
+    assert losses[3]['loss_freq'] != losses[3]['loss_freq']  # NaN logged
+    hook = [h for h in runner.hooks if isinstance(h, NonFiniteLossHook)][0]
+    assert hook.skipped == [3]
+    ckpt = {it: osp.join(tmp_path, f'iter_{it}.pth') for it in (2, 3, 4)}
+    assert all(_all_finite(p) for p in ckpt.values())
+    # iteration 3 took no step; iteration 4 did
+    s2, s3, s4 = (_student(ckpt[it]) for it in (2, 3, 4))
+    for key in s2:
+        torch.testing.assert_close(s3[key], s2[key], rtol=0, atol=0)
+    assert any(not torch.equal(s4[k], s3[k]) for k in s3)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The main job on the bundled data, end to end, on CPU or GPU:
+#   1. FOLK pre-training (tiny ViT, Imagenette 128 px, 200 iterations)
+#   2. conversion of the checkpoint to MMPretrain and MMSeg weights
+#   3. a short Imagenette fine-tune and a short CamVid UperNet run
+# Usage: bash tools/demo.sh   (env: PYTHON, WORK, SHARED)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+WORK=${WORK:-work_dirs/demo}
+SHARED=${SHARED:-../shared}
+DATA=$SHARED/data
+test -d "$DATA/imagenette128" || { echo "missing $DATA/imagenette128" >&2; exit 1; }
+mkdir -p "$WORK"
+start=$(date +%s)
+step() { echo; echo "=== [$(( $(date +%s) - start ))s] $*"; }
+
+step "1/4 FOLK pre-training (configs/demo, 200 iterations)"
+$PYTHON tools/train.py configs/demo/folk_vit-tiny-p8_1xb32-200i_imagenette128.py \
+    --work-dir "$WORK/pretrain" \
+    --cfg-options train_dataloader.dataset.data_root="$DATA/imagenette128/"
+CKPT=$(cat "$WORK/pretrain/last_checkpoint")
+
+step "2/4 conversion of $CKPT"
+$PYTHON tools/model_converters/folk_to_mmpretrain.py "$CKPT" \
+    "$WORK/folk_vit-tiny-p8_mmpretrain.pth"
+$PYTHON tools/model_converters/folk_to_mmseg.py "$CKPT" \
+    "$WORK/folk_vit-tiny-p8_mmseg.pth"
+
+step "3/4 Imagenette fine-tune (100 iterations) + validation"
+$PYTHON tools/train.py \
+    configs/benchmarks/classification/vit-tiny-p8_folk-pre_1xb32-100i_imagenette128.py \
+    --work-dir "$WORK/finetune" \
+    --cfg-options model.backbone.init_cfg.checkpoint="$WORK/folk_vit-tiny-p8_mmpretrain.pth" \
+    train_dataloader.dataset.data_root="$DATA/imagenette128/" \
+    val_dataloader.dataset.data_root="$DATA/imagenette128/"
+
+step "4/4 CamVid UperNet (200 iterations) + validation"
+$PYTHON tools/train.py \
+    configs/benchmarks/segmentation/upernet_vit-tiny-p8_folk-pre_1xb4-200i_camvid-128x128.py \
+    --work-dir "$WORK/camvid" \
+    --cfg-options model.pretrained="$WORK/folk_vit-tiny-p8_mmseg.pth" \
+    train_dataloader.dataset.data_root="$DATA/camvid/" \
+    val_dataloader.dataset.data_root="$DATA/camvid/"
+
+step "done: pre-training, conversion, fine-tune and segmentation in $WORK"
