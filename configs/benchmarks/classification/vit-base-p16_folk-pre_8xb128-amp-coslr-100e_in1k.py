@@ -1,0 +1,49 @@
+# ImageNet-1K fine-tuning of a FOLK ViT-B/16 (FOLK_METHOD.md s.4, the
+# BEiT / MAE / MFM recipe): 100 epochs, AdamW lr 2e-3 at batch 1024
+# (8 GPUs x 128), layer-wise lr decay 0.65, drop path 0.1, mean pooling
+# (out_type='avg_featmap' + a new fc-norm `ln2`), RandAugment m9 (timm
+# "rand-m9-mstd0.5-inc1"), Mixup 0.8, CutMix 1.0, label smoothing 0.1,
+# random erasing 0.25. The recipe is MMPretrain's MAE fine-tune config.
+#
+# Pre-trained weights: convert the FOLK checkpoint first (EMA teacher by
+# default), then point init_cfg at it:
+#   python tools/model_converters/folk_to_mmpretrain.py \
+#       work_dirs/folk_vit-base-p16_8xb128-amp-coslr-300e_in1k/epoch_300.pth \
+#       work_dirs/folk_pretrain/folk_vit-base-p16_mmpretrain.pth
+#   --cfg-options model.backbone.init_cfg.checkpoint=PATH
+_base_ = ['mmpretrain::mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py']
+
+custom_imports = dict(
+    imports=['folk', 'folk.converters'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        arch='base',
+        img_size=224,
+        patch_size=16,
+        drop_path_rate=0.1,
+        out_type='avg_featmap',  # mean pooling of the patch tokens
+        final_norm=False,  # replaced by the fc-norm `ln2` after pooling
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='work_dirs/folk_pretrain/folk_vit-base-p16_mmpretrain'
+            '.pth',
+            prefix='backbone.')),
+    head=dict(num_classes=1000, in_channels=768))
+
+# MMEngine's PretrainedInit loads non-strictly: fail early on missing keys
+# (`ln2` is the new fc-norm of mean pooling) or weights that did not load.
+custom_hooks = [dict(type='PretrainedKeysCheckHook', allow_missing=['ln2.'])]
+
+# Mixed precision on GPUs (tools/train.py falls back to fp32 on CPU).
+optim_wrapper = dict(type='AmpOptimWrapper', loss_scale='dynamic')
+
+# ENVIRONMENT.md item 8: a collate_fn inherited through `mmpretrain::` gets
+# `_scope_`, which default_collate rejects. The MAE base sets none; this one
+# is defined here, so it has no `_scope_` (no `_delete_` either: a
+# `_delete_` on a key the base lacks would stay and reach default_collate).
+train_dataloader = dict(collate_fn=dict(type='default_collate'))
+val_dataloader = dict(collate_fn=dict(type='default_collate'))
+test_dataloader = val_dataloader
+
+auto_scale_lr = dict(base_batch_size=1024)
