@@ -33,7 +33,6 @@ import json
 import os
 import os.path as osp
 import re
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -42,6 +41,7 @@ import torch
 import torch.nn as nn
 
 from .compat import safe_torch_load
+from .fileio import atomic_torch_save
 
 TEACHER_PREFIX = 'teacher.module.backbone.'
 STUDENT_PREFIX = 'backbone.'
@@ -292,27 +292,6 @@ _CONVERTERS = dict(mmpretrain=to_mmpretrain, mmseg=to_mmseg, timm=to_timm)
 # ---------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------
-def save_atomic(obj, path: str) -> None:
-    """``torch.save`` to a temporary file next to ``path``, then rename.
-
-    A crash or a full disk never leaves a truncated ``path`` behind.
-    """
-    out_dir = osp.dirname(osp.abspath(path))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=out_dir, prefix='.' + osp.basename(path) + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _plain_meta(meta: Mapping) -> dict:
     """Small, plain-typed subset of the pre-training meta."""
     out = {}
@@ -364,7 +343,7 @@ def convert_checkpoint(src: str,
                 kept=report.kept,
                 dropped=json.dumps(report.dropped)))
         out = dict(state_dict=dict(converted), meta=info)
-    save_atomic(out, dst)
+    atomic_torch_save(out, dst)
     return report
 
 

@@ -26,7 +26,7 @@ from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmpretrain.registry import HOOKS
 from .checkpoint import find_resumable_checkpoint
 
-# temporary files of folk.compat.atomic_torch_save: .NAME.<pid>.<8 hex>.tmp
+# temporary files of folk.fileio.atomic_torch_save: .NAME.<pid>.<8 hex>.tmp
 _TMP_RE = re.compile(r'^\..+\.\d+\.[0-9a-f]{8}\.tmp$')
 
 
@@ -66,7 +66,7 @@ class SafeCheckpointHook(CheckpointHook):
     plus:
 
     1. **Atomic files.** Checkpoints are written to a temporary file and
-       renamed (``folk.compat.atomic_torch_save``, applied to every
+       renamed (``folk.fileio.atomic_torch_save``, applied to every
        ``save_checkpoint`` call); ``last_checkpoint`` is replaced the same
        way. A checkpoint file under its final name is always complete.
     2. **Delete after save.** With ``max_keep_ckpts`` the outdated
