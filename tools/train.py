@@ -116,6 +116,9 @@ def main():
     cfg = merge_args(cfg, args)
     cfg = adapt_cfg_to_device(cfg)
     runner = Runner.from_cfg(cfg)
+    runner.logger.info(
+        f'World size: {runner.world_size} (rank {runner.rank}, launcher '
+        f'{cfg.launcher}, backend {cfg.env_cfg.dist_cfg.get("backend")})')
     runner.train()
 
 
