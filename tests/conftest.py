@@ -35,3 +35,16 @@ def imagenette_root() -> str:
 def camvid_root() -> str:
     """CamVid 11 classes, 480x360."""
     return _require(osp.join(SHARED, 'data', 'camvid'))
+
+
+@pytest.fixture(autouse=True)
+def mmpretrain_default_scope():
+    """Run every test under the 'mmpretrain' default scope.
+
+    mmengine keeps the latest ``DefaultScope`` as global state: a test that
+    builds an MMSeg runner would otherwise leave 'mmseg' as the scope for
+    the tests after it.
+    """
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield

@@ -51,9 +51,9 @@ MODEL_CASES = {
         lambda m: m.distill_head.loss.update(center_momentum=1.0),
         ValueError, r'DistillLoss: center_momentum must be in \[0, 1\)'),
     'projector / loss size mismatch': (
-        lambda m: m.projector.update(out_channels=1024), ValueError,
-        r'projector.out_channels \(1024\) must equal '
-        r'distill_head.loss.out_dim \(4096\)'),
+        lambda m: m.projector.update(out_channels=512), ValueError,
+        r'projector.out_channels \(512\) must equal '
+        r'distill_head.loss.out_dim \(1024\)'),
 }
 
 
