@@ -15,7 +15,7 @@ default_hooks = dict(
 )
 
 # Stop at the first NaN/inf loss term, before the optimizer step (use
-# policy='skip' to skip such steps instead). See docs/reliability.md.
+# policy='skip' to skip such steps instead). See the README, "Reliability".
 custom_hooks = [dict(type='NonFiniteLossHook', policy='raise')]
 
 env_cfg = dict(

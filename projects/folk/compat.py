@@ -22,7 +22,7 @@ the breakages recorded for this project's dependency set:
    ``np.uint8(hue_factor * 255)``, which raises ``OverflowError`` under
    numpy 2 for every negative hue shift. Negative shifts are applied here
    with the same wrap-around arithmetic; non-negative ones call mmcv.
-5. Checkpoint I/O in mmengine (see docs/reliability.md):
+5. Checkpoint I/O in mmengine (see the README, "Reliability"):
 
    - mmengine's local loader calls ``torch.load`` without ``weights_only``
      (safe only through torch's default) and its errors do not name the

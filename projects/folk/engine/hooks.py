@@ -7,7 +7,7 @@
   NaN or infinite, *before* the optimizer step.
 
 Both are used by ``configs/_base_/default_runtime.py``; see
-``docs/reliability.md``.
+the README section "Reliability".
 """
 import math
 import os
