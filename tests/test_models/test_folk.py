@@ -204,3 +204,17 @@ def test_vit_without_raw_tokens_is_refused():
     vit = dict(TINY_FOLK['backbone'], out_type='cls_token')
     with pytest.raises(ValueError, match='out_type'):
         build(backbone=vit)
+
+
+def test_compile_backbone_keeps_keys_and_losses():
+    set_schedule()
+    eager = build()
+    compiled = build(compile_backbone=dict(backend='aot_eager'))
+    assert eager.state_dict().keys() == compiled.state_dict().keys()
+    assert compiled.teacher.module.backbone._compiled_call_impl is not None
+    assert compiled.backbone._compiled_call_impl is not None
+    batch = make_batch()
+    le = eager(**eager.data_preprocessor(batch, True), mode='loss')
+    lc = compiled(**compiled.data_preprocessor(batch, True), mode='loss')
+    for key in le:
+        torch.testing.assert_close(lc[key], le[key], rtol=1e-4, atol=1e-5)

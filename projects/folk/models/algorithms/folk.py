@@ -75,7 +75,8 @@ class FOLK(MFM):
         teacher_momentum (float): Initial teacher momentum, DINO's
             convention (weight of the *teacher*). Defaults to 0.996.
         teacher_momentum_end (float): Final teacher momentum. Defaults to 1.
-        pretrained, data_preprocessor, init_cfg: as :class:`MFM`.
+        pretrained, compile_backbone, data_preprocessor, init_cfg: as
+            :class:`MFM`.
     """
 
     def __init__(self,
@@ -87,6 +88,7 @@ class FOLK(MFM):
                  teacher_momentum: float = 0.996,
                  teacher_momentum_end: float = 1.0,
                  pretrained: Optional[str] = None,
+                 compile_backbone: Union[bool, dict] = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
         if not 0 < teacher_momentum < 1:
@@ -101,6 +103,7 @@ class FOLK(MFM):
             neck=neck,
             head=head,
             pretrained=pretrained,
+            compile_backbone=compile_backbone,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
         self.projector = MODELS.build(projector)
@@ -111,6 +114,7 @@ class FOLK(MFM):
             self.student_encoder(),
             momentum=1.0 - teacher_momentum,
             end_momentum=1.0 - teacher_momentum_end)
+        self.compile_backbones()  # student and teacher backbones
 
     def student_encoder(self) -> GlobalEncoder:
         """A view of the student's backbone + projector (shared modules)."""

@@ -66,6 +66,12 @@ class MFM(BaseSelfSupervisor):
         neck (dict): Decoder config.
         head (dict): Reconstruction head config.
         pretrained (str, optional): Checkpoint to initialise from.
+        compile_backbone (bool | dict): Compile the backbone(s) in place
+            with :meth:`torch.nn.Module.compile` (a dict is passed to it as
+            keyword arguments); state-dict keys are unchanged. MMEngine's
+            ``compile=True`` (the whole ``train_step``) fails with torch
+            2.14 inside the optimizer step, see the README. Defaults to
+            False.
         data_preprocessor (dict, optional): Defaults to
             ``FrequencyFilterPreprocessor``.
         init_cfg (dict | list[dict], optional): Initialisation config.
@@ -76,6 +82,7 @@ class MFM(BaseSelfSupervisor):
                  neck: dict,
                  head: dict,
                  pretrained: Optional[str] = None,
+                 compile_backbone: Union[bool, dict] = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
         data_preprocessor = dict(data_preprocessor or {})
@@ -88,6 +95,20 @@ class MFM(BaseSelfSupervisor):
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
         check_backbone(self.backbone)
+        self.compile_backbone = compile_backbone
+        if type(self) is MFM:
+            self.compile_backbones()
+
+    def compile_backbones(self) -> None:
+        """Apply ``compile_backbone`` (after every copy of the backbone)."""
+        if not self.compile_backbone:
+            return
+        kwargs = (dict(self.compile_backbone) if isinstance(
+            self.compile_backbone, dict) else {})
+        self.backbone.compile(**kwargs)
+        teacher = getattr(self, 'teacher', None)
+        if teacher is not None:
+            teacher.module.backbone.compile(**kwargs)
 
     def encode(self, images: torch.Tensor
                ) -> Tuple[torch.Tensor, torch.Tensor]:
