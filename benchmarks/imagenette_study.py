@@ -117,6 +117,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def _rel(path: str) -> str:
+    """A data path relative to the repository, for the published JSON."""
+    return osp.relpath(path, REPO)
 sys.path.insert(0, osp.join(REPO, 'projects'))
 import folk  # noqa: E402,F401  (compat fixes + registration)
 from folk.converters import extract_backbone, to_mmseg  # noqa: E402
@@ -1294,11 +1299,11 @@ def main(argv=None) -> dict:
                        for k in variants},
         hardware=hw,
         data=dict(
-            imagenette=dict(source=data['source'], size=p['img_size'],
+            imagenette=dict(source=_rel(data['source']), size=p['img_size'],
                             train=len(data['train']['paths']),
                             val=len(data['val']['paths']),
                             fewshot10=len(few_idx)),
-            camvid=dict(source=cam['source'], size=list(p['seg_size']),
+            camvid=dict(source=_rel(cam['source']), size=list(p['seg_size']),
                         train=int(cam['train']['images'].shape[0]),
                         val=int(cam['val']['images'].shape[0])),
             decode_time_s=data_time),

@@ -84,7 +84,7 @@ def make_optim(params, device, dtype):
     if device.type == 'cuda' and dtype != 'fp32':
         return AmpOptimWrapper(
             optimizer=opt, dtype='bfloat16' if dtype == 'bf16' else 'float16',
-            loss_scale='dynamic' if dtype == 'fp16' else 1.0,
+            loss_scale='dynamic' if dtype == 'fp16' else dict(enabled=False),
             clip_grad=dict(max_norm=3.0))
     return OptimWrapper(optimizer=opt, clip_grad=dict(max_norm=3.0))
 

@@ -1,0 +1,61 @@
+"""Every shipped pre-training config builds: model, pipeline, optimizer."""
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.dataset import Compose
+
+from folk.utils import adapt_cfg_to_device
+from mmpretrain.registry import MODELS
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = sorted(
+    glob.glob(osp.join(REPO, 'configs', 'folk', '*.py')) +
+    glob.glob(osp.join(REPO, 'configs', 'mfm', '*.py')) +
+    glob.glob(osp.join(REPO, 'configs', 'demo', '*.py')) +
+    [osp.join(REPO, 'configs', 'folk_vit-b.py')])
+
+
+@pytest.mark.parametrize('path', CONFIGS,
+                         ids=[osp.relpath(p, REPO) for p in CONFIGS])
+def test_pretrain_config_builds(path):
+    cfg = Config.fromfile(path)
+    algo = osp.basename(path).split('_')[0].upper()
+    assert cfg.model.type == algo
+    model_cfg = dict(cfg.model, data_preprocessor=cfg.data_preprocessor)
+    model = MODELS.build(model_cfg)
+    assert type(model).__name__ == algo
+    assert type(model.data_preprocessor).__name__ == \
+        'FrequencyFilterPreprocessor'
+    assert (algo == 'FOLK') == hasattr(model, 'teacher')
+    pipeline = Compose(cfg.train_dataloader.dataset.pipeline)
+    names = [type(t).__name__ for t in pipeline.transforms]
+    assert names[0] == 'LoadImageFromFileSafe'
+    assert 'RandomFrequencyFilter' in names and names[-1] == 'PackInputs'
+    if 'demo' not in path:
+        assert cfg.train_dataloader.dataset.data_root == 'data/imagenet/'
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+        assert cfg.optim_wrapper.dtype == 'bfloat16'
+        assert cfg.train_cfg.max_epochs == 300
+        assert cfg.train_dataloader.batch_size == 128
+        assert cfg.resume is True
+    cpu = adapt_cfg_to_device(cfg)
+    assert cpu.optim_wrapper.type == 'OptimWrapper'
+    assert 'loss_scale' not in cpu.optim_wrapper
+
+
+def test_headline_is_the_vit_b_folk_recipe():
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'folk_vit-b.py'))
+    assert cfg.model.backbone.arch == 'b'
+    assert cfg.model.backbone.patch_size == 16
+    assert cfg.model.projector.out_channels == 65536
+    loss = cfg.model.distill_head.loss
+    assert (loss.student_temp, loss.warmup_teacher_temp, loss.teacher_temp,
+            loss.warmup_epochs) == (0.1, 0.04, 0.07, 30)
+    assert cfg.model.teacher_momentum == 0.996
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(1.5e-4 * 4)
+    assert cfg.optim_wrapper.clip_grad.max_norm == 3.0
+    filters = cfg.train_dataloader.dataset.pipeline[2].filters
+    assert [f['kind'] for f in filters] == ['com', 'rcom']
+    assert filters[0]['ratios'] == (0.005, 0.01, 0.05)
