@@ -24,7 +24,9 @@ class LossRecorder(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
         self.losses[runner.iter + 1] = {
-            k: float(v) for k, v in outputs.items() if k.startswith('loss')
+            k: v.item() if hasattr(v, 'item') else float(v)
+            for k, v in outputs.items()
+            if k.startswith('loss')
         }
         if self.crash_after is not None and runner.iter + 1 >= \
                 self.crash_after:
