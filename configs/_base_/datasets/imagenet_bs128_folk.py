@@ -1,4 +1,4 @@
-# ImageNet-1K without labels, two FOLK views per image (FOLK_METHOD.md s.3).
+# ImageNet-1K without labels, two FOLK views per image (README, "What the paper states").
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet/'
 data_preprocessor = dict(

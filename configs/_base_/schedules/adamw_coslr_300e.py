@@ -1,5 +1,5 @@
 # AdamW (0.9, 0.95), wd 0.05, 20 warm-up epochs then cosine, grad clip 3.0,
-# bf16 mixed precision. lr = 1.5e-4 x batch / 256 (FOLK_METHOD.md s.3).
+# bf16 mixed precision. lr = 1.5e-4 x batch / 256 (README, "What the paper states").
 # bf16 has float32's exponent range: no loss scaling, so the GradScaler is
 # disabled (no unscale / inf check / host sync per step). For fp16 use
 # dtype='float16', loss_scale='dynamic'.

@@ -1,4 +1,4 @@
-# ImageNet-1K fine-tuning of a FOLK ViT-B/16 (FOLK_METHOD.md s.4, the
+# ImageNet-1K fine-tuning of a FOLK ViT-B/16 (README, "What the paper states", the
 # BEiT / MAE / MFM recipe): 100 epochs, AdamW lr 2e-3 at batch 1024
 # (8 GPUs x 128), layer-wise lr decay 0.65, drop path 0.1, mean pooling
 # (out_type='avg_featmap' + a new fc-norm `ln2`), RandAugment m9 (timm
@@ -38,7 +38,7 @@ custom_hooks = [dict(type='PretrainedKeysCheckHook', allow_missing=['ln2.'])]
 # Mixed precision on GPUs (tools/train.py falls back to fp32 on CPU).
 optim_wrapper = dict(type='AmpOptimWrapper', loss_scale='dynamic')
 
-# ENVIRONMENT.md item 8: a collate_fn inherited through `mmpretrain::` gets
+# Known mmengine issue: a collate_fn inherited through `mmpretrain::` gets
 # `_scope_`, which default_collate rejects. The MAE base sets none; this one
 # is defined here, so it has no `_scope_` (no `_delete_` either: a
 # `_delete_` on a key the base lacks would stay and reach default_collate).

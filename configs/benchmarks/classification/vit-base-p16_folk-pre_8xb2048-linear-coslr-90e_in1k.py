@@ -1,4 +1,4 @@
-# Linear probing of a FOLK ViT-B/16 on ImageNet-1K (FOLK_METHOD.md s.4):
+# Linear probing of a FOLK ViT-B/16 on ImageNet-1K (README, "What the paper states"):
 # frozen backbone, [CLS] token after the final norm + BatchNorm (no affine)
 # + linear head, LARS lr 6.4 at batch 16384 (8 GPUs x 2048), no weight
 # decay, 90 epochs (10 warm-up). The recipe is MMPretrain's MAE linear
@@ -27,7 +27,7 @@ model = dict(
 
 custom_hooks = [dict(type='PretrainedKeysCheckHook')]
 
-# See the fine-tune config about collate_fn (ENVIRONMENT.md item 8).
+# See the fine-tune config about collate_fn.
 train_dataloader = dict(collate_fn=dict(type='default_collate'))
 val_dataloader = dict(collate_fn=dict(type='default_collate'))
 test_dataloader = val_dataloader

@@ -1,5 +1,5 @@
 # Few-shot fine-tuning of a FOLK ViT-S/16 on a class-balanced 1 % subset of
-# ImageNet-1K labels (FOLK_METHOD.md s.4): the full fine-tune recipe on
+# ImageNet-1K labels (README, "What the paper states"): the full fine-tune recipe on
 # data/imagenet/meta/train_1pct.txt, made once with a fixed seed by
 #   python tools/make_fewshot_split.py data/imagenet/meta/train.txt \
 #       data/imagenet/meta/train_1pct.txt --ratio 0.01 --seed 0

@@ -1,4 +1,4 @@
-# ADE20K semantic segmentation with a FOLK ViT-B/16 (FOLK_METHOD.md s.4, the
+# ADE20K semantic segmentation with a FOLK ViT-B/16 (README, "What the paper states", the
 # BEiT / MAE protocol): UperNet, 512x512 crops, 160k iterations, batch 16
 # (8 GPUs x 2), AdamW lr 1e-4, layer-wise lr decay 0.65, slide inference;
 # mIoU.

@@ -182,7 +182,7 @@ def folk_view_transforms(crop_size: int = 224,
                          crop_scale: Tuple[float, float] = (0.25, 1.0),
                          photometric: bool = True,
                          solarize_prob: float = 0.0) -> List[dict]:
-    """Transform configs of one FOLK view (FOLK_METHOD section 3).
+    """Transform configs of one FOLK view (README, "What the paper states").
 
     RandomResizedCrop (bicubic) + flip and, with ``photometric``, DINO's
     global photometric augmentation: colour jitter (p=0.8), grayscale (p=0.2),
