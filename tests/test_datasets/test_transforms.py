@@ -401,3 +401,19 @@ def test_full_pipeline_with_apply_packs_keep(image_paths):
                                    packed['data_samples'].freq_param[v]
                                ]))
         np.testing.assert_array_equal(keep[v], ref[0].numpy())
+
+
+def test_folk_views_follow_dinos_asymmetric_recipe():
+    from folk.datasets.transforms import FOLKViews
+    views = FOLKViews(crop_size=32).multi_view.pipelines
+
+    def by_name(i):
+        return {type(t).__name__: t for t in views[i].transforms}
+
+    v0, v1 = by_name(0), by_name(1)
+    assert v0['GaussianBlur'].prob == 1.0 and v1['GaussianBlur'].prob == 0.1
+    assert 'Solarize' not in v0 and v1['Solarize'].prob == 0.2
+    assert v0['RandomApply'].prob == 0.8
+    plain = FOLKViews(crop_size=32, photometric=False, num_views=1)
+    names = [type(t).__name__ for t in plain.multi_view.pipelines[0].transforms]
+    assert names == ['RandomResizedCrop', 'RandomFlip']

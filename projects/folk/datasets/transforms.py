@@ -178,15 +178,16 @@ class RandomFrequencyFilter(BaseTransform):
                 f'apply={self.apply})')
 
 
-def folk_view_transforms(crop_size: int = 224,
+def folk_view_transforms(view_index: int,
+                         crop_size: int = 224,
                          crop_scale: Tuple[float, float] = (0.25, 1.0),
-                         photometric: bool = True,
-                         solarize_prob: float = 0.0) -> List[dict]:
-    """Transform configs of one FOLK view (README, "What the paper states").
+                         photometric: bool = True) -> List[dict]:
+    """Transform configs of FOLK view ``view_index`` (0 or 1).
 
     RandomResizedCrop (bicubic) + flip and, with ``photometric``, DINO's
-    global photometric augmentation: colour jitter (p=0.8), grayscale (p=0.2),
-    Gaussian blur and solarisation with the given probability.
+    global photometric augmentation: colour jitter (p=0.8), grayscale
+    (p=0.2), Gaussian blur (p=1.0 for view 0, 0.1 for view 1) and
+    solarisation (p=0.2, view 1 only).
     """
     view = [
         dict(
@@ -215,7 +216,14 @@ def folk_view_transforms(crop_size: int = 224,
                 prob=0.2,
                 keep_channels=True,
                 channel_weights=(0.114, 0.587, 0.2989)),
+            dict(
+                type='GaussianBlur',
+                magnitude_range=(0.1, 2.0),
+                magnitude_std='inf',
+                prob=1.0 if view_index == 0 else 0.1),
         ]
+        if view_index == 1:
+            view.append(dict(type='Solarize', thr=128, prob=0.2))
     return view
 
 
@@ -266,19 +274,10 @@ class FOLKViews(BaseTransform):
         self.crop_scale = tuple(crop_scale)
         self.photometric = photometric
         self.num_views = num_views
-        pipelines = []
-        for i in range(num_views):
-            view = folk_view_transforms(crop_size, crop_scale, photometric)
-            if photometric:
-                view += [
-                    dict(
-                        type='GaussianBlur',
-                        magnitude_range=(0.1, 2.0),
-                        magnitude_std='inf',
-                        prob=1.0 if i == 0 else 0.1),
-                    dict(type='Solarize', thr=128, prob=0.0 if i == 0 else 0.2)
-                ]
-            pipelines.append(view)
+        pipelines = [
+            folk_view_transforms(i, crop_size, crop_scale, photometric)
+            for i in range(num_views)
+        ]
         # The view transforms are MMPretrain's; ``MultiView`` builds them
         # through mmcv's root registry, which only finds them under the
         # 'mmpretrain' default scope. ``_scope_`` sets it for the build, so
