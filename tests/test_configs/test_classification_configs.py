@@ -91,3 +91,29 @@ def test_wrong_checkpoint_fails_early(repo_root, imagenette_root, tmp_path):
     _shrink(cfg, imagenette_root, wrong)
     with pytest.raises(KeyError, match='layers.0.attn.qkv.weight'):
         run_config(cfg, str(tmp_path / 'wd'))
+
+
+def test_tools_test_evaluates_a_finetuned_checkpoint(repo_root,
+                                                     imagenette_root,
+                                                     converted, tmp_path):
+    """tools/test.py CONFIG CKPT --out: the MMPretrain test entry point."""
+    import json
+    import subprocess
+    import sys
+    cfg = Config.fromfile(osp.join(repo_root, FT))
+    _shrink(cfg, imagenette_root, converted, iters=1)
+    runner, _ = run_config(cfg, str(tmp_path / 'wd'))
+    ckpt = str(tmp_path / 'wd' / 'iter_1.pth')
+    assert osp.isfile(ckpt)
+    out = tmp_path / 'metrics.json'
+    proc = subprocess.run(
+        [sys.executable, 'tools/test.py', FT, ckpt, '--work-dir',
+         str(tmp_path / 'test'), '--out', str(out), '--cfg-options',
+         f'test_dataloader.dataset.data_root={imagenette_root}',
+         'test_dataloader.dataset.indices=16',
+         'test_dataloader.num_workers=0',
+         'test_dataloader.persistent_workers=False'],
+        cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads(out.read_text())
+    assert 0.0 <= metrics['accuracy/top1'] <= 100.0
