@@ -44,3 +44,7 @@ $PYTHON tools/train.py \
     val_dataloader.dataset.data_root="$DATA/camvid/"
 
 step "done: pre-training, conversion, fine-tune and segmentation in $WORK"
+last() { grep -ho "$1" "$2"/*/*.log 2>/dev/null | tail -1; }
+echo "pre-training (last logged): $(last 'loss_freq: [0-9.]*  loss_distill: [0-9.]*' "$WORK/pretrain")"
+echo "Imagenette fine-tune:       $(last 'accuracy/top1: [0-9.]*' "$WORK/finetune")"
+echo "CamVid UperNet:             $(last 'mIoU: [0-9.]*' "$WORK/camvid")"
