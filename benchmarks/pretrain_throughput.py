@@ -108,7 +108,7 @@ def build_step(method, args, device):
                                       args.dtype == 'fp16')
         fwd = backbone
         if args.compile:
-            fwd = torch.compile(backbone)
+            backbone.compile()
 
         def step():
             ctx = (torch.autocast('cuda', dtype=amp_dtype) if use_amp else
@@ -126,11 +126,10 @@ def build_step(method, args, device):
 
     cfg = model_cfg(method, args.arch, args.img_size, args.patch,
                     args.out_dim)
+    cfg['compile_backbone'] = args.compile  # student (and teacher) backbone
     model = MODELS.build(cfg)
     model.init_weights()
     model = model.to(device)
-    if args.compile:
-        model.backbone = torch.compile(model.backbone)
     optim = make_optim([p for p in model.parameters() if p.requires_grad],
                        device, args.dtype)
     views = 2 if method == 'folk' else 1
@@ -179,7 +178,8 @@ def main():
     p.add_argument('--device', default='cuda' if torch.cuda.is_available()
                    else 'cpu')
     p.add_argument('--compile', action='store_true',
-                   help='torch.compile the backbone of every method')
+                   help='compile the backbone of every method (FOLK / MFM: the '
+                   'compile_backbone option)')
     p.add_argument('--methods', default='supervised,mfm,folk')
     p.add_argument('--out', default=None, help='JSON output path')
     args = p.parse_args()
