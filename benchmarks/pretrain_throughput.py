@@ -78,26 +78,59 @@ def make_batch(batch, size, views, device):
     return dict(inputs=inputs, data_samples=samples)
 
 
-def make_optim(params, device, dtype):
+class Supervised(torch.nn.Module):
+    """The plain supervised step's model: ViT + linear classifier."""
+
+    def __init__(self, arch, img_size, patch):
+        super().__init__()
+        arch_cfg, dim = ARCHS[arch]
+        self.backbone = MODELS.build(dict(
+            type='VisionTransformer', arch=arch_cfg, img_size=img_size,
+            patch_size=patch, out_type='cls_token'))
+        self.head = torch.nn.Linear(dim, 1000)
+
+    def forward(self, x):
+        return self.head(self.backbone(x)[-1])
+
+
+def build_model(method, args, init_weights=True):
+    """The model of ``method`` on the CPU.
+
+    ``init_weights=False`` skips weight initialisation (cost estimates:
+    values do not matter).
+    """
+    if method == 'supervised':
+        return Supervised(args.arch, args.img_size, args.patch)
+    cfg = model_cfg(method, args.arch, args.img_size, args.patch,
+                    args.out_dim)
+    cfg['compile_backbone'] = args.compile  # student (and teacher) backbone
+    model = MODELS.build(cfg)
+    if init_weights:
+        model.init_weights()
+    return model
+
+
+def make_optim(params, device, dtype, clip=True):
     opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95),
                             weight_decay=0.05)
+    clip_grad = dict(max_norm=3.0) if clip else None
     if device.type == 'cuda' and dtype != 'fp32':
         return AmpOptimWrapper(
             optimizer=opt, dtype='bfloat16' if dtype == 'bf16' else 'float16',
             loss_scale='dynamic' if dtype == 'fp16' else dict(enabled=False),
-            clip_grad=dict(max_norm=3.0))
-    return OptimWrapper(optimizer=opt, clip_grad=dict(max_norm=3.0))
+            clip_grad=clip_grad)
+    return OptimWrapper(optimizer=opt, clip_grad=clip_grad)
 
 
-def build_step(method, args, device):
-    """Return a zero-argument callable that runs one training step."""
+def make_step(method, model, args, device, clip=True):
+    """Return ``(step, inputs)`` for ``model`` (already on ``device``).
+
+    ``step`` runs one training step; ``inputs`` are the tensors it reads.
+    ``clip=False`` leaves out gradient clipping (fake tensors cannot read
+    the norm).
+    """
     if method == 'supervised':
-        arch_cfg, dim = ARCHS[args.arch]
-        backbone = MODELS.build(dict(
-            type='VisionTransformer', arch=arch_cfg, img_size=args.img_size,
-            patch_size=args.patch, out_type='cls_token')).to(device)
-        head = torch.nn.Linear(dim, 1000).to(device)
-        params = list(backbone.parameters()) + list(head.parameters())
+        params = list(model.parameters())
         opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.05)
         x = torch.randn(args.batch, 3, args.img_size, args.img_size,
                         device=device)
@@ -106,38 +139,31 @@ def build_step(method, args, device):
         amp_dtype = torch.bfloat16 if args.dtype == 'bf16' else torch.float16
         scaler = torch.amp.GradScaler(enabled=use_amp and
                                       args.dtype == 'fp16')
-        fwd = backbone
         if args.compile:
-            backbone.compile()
+            model.backbone.compile()
 
         def step():
             ctx = (torch.autocast('cuda', dtype=amp_dtype) if use_amp else
                    contextlib.nullcontext())
             with ctx:
-                logits = head(fwd(x)[-1])
-                loss = torch.nn.functional.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.cross_entropy(model(x), y)
             scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(params, 3.0)
+            if clip:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(params, 3.0)
             scaler.step(opt)
             scaler.update()
-        return step, backbone
+            opt.zero_grad(set_to_none=True)  # as mmengine's OptimWrapper
+        return step, [x, y]
 
-    cfg = model_cfg(method, args.arch, args.img_size, args.patch,
-                    args.out_dim)
-    cfg['compile_backbone'] = args.compile  # student (and teacher) backbone
-    model = MODELS.build(cfg)
-    model.init_weights()
-    model = model.to(device)
     optim = make_optim([p for p in model.parameters() if p.requires_grad],
-                       device, args.dtype)
+                       device, args.dtype, clip)
     views = 2 if method == 'folk' else 1
     data = make_batch(args.batch, args.img_size, views, device)
 
     def step():
         model.train_step(data, optim)
-    return step, model
+    return step, data['inputs']
 
 
 def measure(method, args, device):
@@ -146,7 +172,8 @@ def measure(method, args, device):
     if device.type == 'cuda':
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    step, keep_alive = build_step(method, args, device)
+    keep_alive = build_model(method, args).to(device)
+    step, _ = make_step(method, keep_alive, args, device)
     for _ in range(args.warmup):
         step()
     if device.type == 'cuda':
