@@ -40,6 +40,9 @@ def test_pretrain_config_builds(path):
         assert cfg.train_cfg.max_epochs == 300
         assert cfg.train_dataloader.batch_size == 128
         assert cfg.resume is True
+        # pinned batches are copied to the GPU without blocking the host
+        assert cfg.train_dataloader.pin_memory is True
+        assert model.data_preprocessor._non_blocking is True
     cpu = adapt_cfg_to_device(cfg)
     assert cpu.optim_wrapper.type == 'OptimWrapper'
     assert 'loss_scale' not in cpu.optim_wrapper

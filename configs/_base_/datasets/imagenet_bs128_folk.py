@@ -5,7 +5,10 @@ data_preprocessor = dict(
     type='FrequencyFilterPreprocessor',
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
-    to_rgb=True)
+    to_rgb=True,
+    # the batches are pinned (pin_memory=True): copy them to the GPU
+    # without blocking the host
+    non_blocking=True)
 
 # Com / RCom with probability 0.5 each, ratio drawn from the thresholds.
 folk_filters = [
