@@ -25,7 +25,6 @@ the same path with ``.md``.
 """
 import argparse
 import datetime
-import json
 import os
 import os.path as osp
 import platform
@@ -42,6 +41,8 @@ if osp.join(REPO, 'projects') not in sys.path:
 
 from folk.datasets.transforms import RandomFrequencyFilter  # noqa: E402
 from folk.frequency import filter_images, kind_to_index, mfm_radius  # noqa
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from benchmark_report import write_report  # noqa: E402
 
 RATIOS = (0.005, 0.01, 0.05)
 
@@ -252,15 +253,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     report = run(args)
     table = markdown_table(report['results'], report['meta'])
     print(table)
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=2)
-            f.write('\n')
-        md = osp.splitext(args.out)[0] + '.md'
-        with open(md, 'w') as f:
-            f.write('# Frequency-filter throughput\n\n' + table)
-        print(f'wrote {args.out} and {md}')
+    write_report(args.out, report, '# Frequency-filter throughput\n\n' + table)
     return report
 
 

@@ -15,8 +15,6 @@ Examples::
 """
 import argparse
 import glob
-import json
-import os
 import os.path as osp
 import platform
 import sys
@@ -31,6 +29,8 @@ import folk  # noqa: E402,F401
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmpretrain.registry import TRANSFORMS  # noqa: E402
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from benchmark_report import write_report  # noqa: E402
 
 CONFIGS = {
     'folk': 'configs/_base_/datasets/imagenet_bs128_folk.py',
@@ -115,12 +115,7 @@ def main():
               f'thread, {platform.processor() or platform.machine()}')
     text = table(rows, header)
     print(text)
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(dict(config=vars(args), rows=rows), f, indent=2)
-        with open(osp.splitext(args.out)[0] + '.md', 'w') as f:
-            f.write(text + '\n')
+    write_report(args.out, dict(config=vars(args), rows=rows), text)
 
 
 if __name__ == '__main__':

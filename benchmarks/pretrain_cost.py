@@ -36,8 +36,6 @@ Examples::
 import argparse
 import contextlib
 import copy
-import json
-import os
 import os.path as osp
 import sys
 from typing import Dict, Optional
@@ -51,6 +49,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import pretrain_throughput as throughput  # noqa: E402
 from mmengine.logging import MessageHub  # noqa: E402
 from mmpretrain.registry import MODELS  # noqa: E402
+from benchmark_report import write_report  # noqa: E402
 
 GIB = 2**30
 CATEGORIES = ('Parameter', 'Gradient', 'Optstate', 'Activation')
@@ -198,12 +197,7 @@ def main():
               f'{args.dtype} autocast, projector out_dim {args.out_dim}')
     text = table(rows, header)
     print(text)
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(dict(config=vars(args), rows=rows), f, indent=2)
-        with open(osp.splitext(args.out)[0] + '.md', 'w') as f:
-            f.write(text + '\n')
+    write_report(args.out, dict(config=vars(args), rows=rows), text)
 
 
 if __name__ == '__main__':

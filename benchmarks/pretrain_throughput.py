@@ -17,8 +17,6 @@ Examples::
 """
 import argparse
 import contextlib
-import json
-import os
 import os.path as osp
 import platform
 import sys
@@ -33,6 +31,8 @@ from mmengine.logging import MessageHub  # noqa: E402
 from mmengine.optim import AmpOptimWrapper, OptimWrapper  # noqa: E402
 from mmpretrain.registry import MODELS  # noqa: E402
 from mmpretrain.structures import DataSample  # noqa: E402
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from benchmark_report import write_report  # noqa: E402
 
 ARCHS = {
     'b': ('b', 768),
@@ -231,13 +231,8 @@ def main():
                      f"{r['peak_mem_gib']:.2f} |")
     table = '\n'.join(lines)
     print(table)
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(dict(config=vars(args), device=name, rows=rows), f,
-                      indent=2)
-        with open(osp.splitext(args.out)[0] + '.md', 'w') as f:
-            f.write(table + '\n')
+    write_report(args.out, dict(config=vars(args), device=name, rows=rows),
+                 table)
 
 
 if __name__ == '__main__':
