@@ -111,7 +111,7 @@ def main():
     init_default_scope('mmpretrain')
     files = find_images(args.data, args.images)
     rows = [time_pipeline(m, files) for m in args.methods.split(',')]
-    header = (f'{len(files)} images from {osp.normpath(args.data)}, one '
+    header = (f'{len(files)} images from {osp.relpath(args.data, REPO)}, one '
               f'thread, {platform.processor() or platform.machine()}')
     text = table(rows, header)
     print(text)
