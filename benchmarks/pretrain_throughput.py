@@ -6,6 +6,8 @@ batch is fed); the FOLK / MFM steps include the on-device frequency filter
 (data preprocessor), the model and the optimizer step, through the same
 ``model.train_step`` + optim wrapper path the Runner uses. The supervised
 step is plain PyTorch: backbone + linear head, cross-entropy, AdamW.
+Peak memory (CUDA) is ``max_memory_allocated`` during the method's build
+and steps, minus what was still allocated before it started.
 
 Examples::
 
@@ -17,6 +19,7 @@ Examples::
 """
 import argparse
 import contextlib
+import gc
 import os.path as osp
 import platform
 import sys
@@ -169,9 +172,12 @@ def make_step(method, model, args, device, clip=True):
 def measure(method, args, device):
     MessageHub.get_current_instance().update_info('max_iters', 10**6)
     torch.manual_seed(0)
+    gc.collect()  # the previous method's model and optimizer
+    held = 0
     if device.type == 'cuda':
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+        held = torch.cuda.memory_allocated()  # not this method's
     keep_alive = build_model(method, args).to(device)
     step, _ = make_step(method, keep_alive, args, device)
     for _ in range(args.warmup):
@@ -184,11 +190,12 @@ def measure(method, args, device):
     if device.type == 'cuda':
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
-    peak = (torch.cuda.max_memory_allocated() / 2**30
+    peak = ((torch.cuda.max_memory_allocated() - held) / 2**30
             if device.type == 'cuda' else float('nan'))
     del keep_alive, step
     return dict(method=method, images_per_s=args.batch * args.iters / elapsed,
-                step_ms=1000 * elapsed / args.iters, peak_mem_gib=peak)
+                step_ms=1000 * elapsed / args.iters, peak_mem_gib=peak,
+                held_before_gib=held / 2**30)
 
 
 def main():
