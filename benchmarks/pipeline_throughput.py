@@ -3,7 +3,8 @@
 Runs the pre-training configs' ``train_pipeline`` (loading, the two FOLK
 views or MFM's single crop, the filter choice, packing) on real images in
 one process with one thread, timing every transform, and prints a table
-(and JSON). Divide a GPU's pre-training images/s by the images/s per core
+(and JSON). ``folk_pillow_jitter`` is FOLK's pipeline with MMPretrain's
+default (pillow) ``ColorJitter`` backend instead of cv2. Divide a GPU's pre-training images/s by the images/s per core
 printed here to get the data-loader workers it needs; MMEngine's log shows
 ``data_time`` per iteration when the loader falls behind.
 
@@ -32,9 +33,12 @@ from mmpretrain.registry import TRANSFORMS  # noqa: E402
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark_report import write_report  # noqa: E402
 
-CONFIGS = {
-    'folk': 'configs/_base_/datasets/imagenet_bs128_folk.py',
-    'mfm': 'configs/_base_/datasets/imagenet_bs128_mfm.py',
+FOLK_CFG = 'configs/_base_/datasets/imagenet_bs128_folk.py'
+# pipeline name -> (dataset config, FOLKViews options changed)
+PIPELINES = {
+    'folk': (FOLK_CFG, {}),
+    'folk_pillow_jitter': (FOLK_CFG, dict(jitter_backend='pillow')),
+    'mfm': ('configs/_base_/datasets/imagenet_bs128_mfm.py', {}),
 }
 
 
@@ -48,38 +52,62 @@ def find_images(root: str, limit: int) -> list:
     return files[:limit]
 
 
-def time_pipeline(method: str, files: list, warmup: int = 5) -> dict:
-    """Mean milliseconds per image of each transform of ``method``'s
-    pipeline, and images/s for the whole pipeline on one core."""
-    cfg = Config.fromfile(osp.join(REPO, CONFIGS[method]))
-    transforms = [TRANSFORMS.build(t) for t in cfg.train_pipeline]
-    for path in files[:warmup]:
-        results = dict(img_path=path)
-        for t in transforms:
-            results = t(results)
-    spent = [0.0] * len(transforms)
-    start = time.perf_counter()
+def build_pipeline(method: str) -> list:
+    """The transforms of ``method``'s pre-training ``train_pipeline``."""
+    path, views_options = PIPELINES[method]
+    pipeline = Config.fromfile(osp.join(REPO, path)).train_pipeline
+    for step in pipeline:
+        if step['type'] == 'FOLKViews':
+            step.update(views_options)
+    return [TRANSFORMS.build(t) for t in pipeline]
+
+
+def run_once(transforms: list, files: list, spent: list) -> dict:
+    """Run every image through ``transforms``; add seconds to ``spent``."""
     for path in files:
         results = dict(img_path=path)
         for i, t in enumerate(transforms):
             tic = time.perf_counter()
             results = t(results)
             spent[i] += time.perf_counter() - tic
-    total = time.perf_counter() - start
-    steps = [
-        dict(transform=type(t).__name__, ms=1000 * s / len(files))
-        for t, s in zip(transforms, spent)
-    ]
-    views = results['inputs']
-    views = views if isinstance(views, list) else [views]
-    return dict(
-        method=method,
-        images=len(files),
-        views=len(views),
-        view_shape=list(views[0].shape),
-        ms_per_image=1000 * total / len(files),
-        images_per_s_per_core=len(files) / total,
-        steps=steps)
+    return results
+
+
+def time_pipelines(methods: list,
+                   files: list,
+                   rounds: int = 3,
+                   warmup: int = 5) -> list:
+    """Per-transform milliseconds per image and images/s on one core.
+
+    The pipelines take turns, ``rounds`` times over all ``files``, so a
+    slow phase of a shared machine hits every pipeline alike.
+    """
+    pipelines = {m: build_pipeline(m) for m in methods}
+    spent = {m: [0.0] * len(t) for m, t in pipelines.items()}
+    total = dict.fromkeys(methods, 0.0)
+    last = {}
+    for method, transforms in pipelines.items():
+        run_once(transforms, files[:warmup], [0.0] * len(transforms))
+    for _ in range(rounds):
+        for method, transforms in pipelines.items():
+            start = time.perf_counter()
+            last[method] = run_once(transforms, files, spent[method])
+            total[method] += time.perf_counter() - start
+    rows = []
+    for method, transforms in pipelines.items():
+        n = len(files) * rounds
+        views = last[method]['inputs']
+        views = views if isinstance(views, list) else [views]
+        rows.append(dict(
+            method=method,
+            images=n,
+            views=len(views),
+            view_shape=list(views[0].shape),
+            ms_per_image=1000 * total[method] / n,
+            images_per_s_per_core=n / total[method],
+            steps=[dict(transform=type(t).__name__, ms=1000 * s / n)
+                   for t, s in zip(transforms, spent[method])]))
+    return rows
 
 
 def table(rows: list, header: str) -> str:
@@ -102,17 +130,20 @@ def main():
     p.add_argument('--data', default=osp.join(REPO, '..', 'shared', 'data',
                                               'imagenette128'),
                    help='folder of images (searched recursively)')
-    p.add_argument('--images', type=int, default=300)
-    p.add_argument('--methods', default='folk,mfm')
+    p.add_argument('--images', type=int, default=200)
+    p.add_argument('--rounds', type=int, default=3)
+    p.add_argument('--methods', default='folk,folk_pillow_jitter,mfm',
+                   help=f'comma-separated, from {sorted(PIPELINES)}')
     p.add_argument('--out', default=None, help='JSON output path')
     args = p.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     init_default_scope('mmpretrain')
     files = find_images(args.data, args.images)
-    rows = [time_pipeline(m, files) for m in args.methods.split(',')]
-    header = (f'{len(files)} images from {osp.relpath(args.data, REPO)}, one '
-              f'thread, {platform.processor() or platform.machine()}')
+    rows = time_pipelines(args.methods.split(','), files, args.rounds)
+    header = (f'{len(files)} images from {osp.relpath(args.data, REPO)}, '
+              f'{args.rounds} rounds taking turns, one thread, '
+              f'{platform.processor() or platform.machine()}')
     text = table(rows, header)
     print(text)
     write_report(args.out, dict(config=vars(args), rows=rows), text)

@@ -327,7 +327,54 @@ def test_folk_views_whole_image_crop_is_resize(loaded):
 def test_folk_views_repr():
     text = repr(FOLKViews(crop_size=32, num_views=1, photometric=False))
     assert text == ('FOLKViews(crop_size=32, crop_scale=(0.25, 1.0), '
-                    'photometric=False, num_views=1)')
+                    "photometric=False, num_views=1, jitter_backend='cv2')")
+
+
+@pytest.mark.parametrize('backend', ['cv2', 'pillow'])
+def test_folk_views_jitter_backend_reaches_color_jitter(backend):
+    t = FOLKViews(crop_size=32, jitter_backend=backend)
+    jitters = [
+        tr for view in t.multi_view.pipelines for step in view.transforms
+        for tr in getattr(step, 'transforms', [step])
+        if type(tr).__name__ == 'ColorJitter'
+    ]
+    assert len(jitters) == 2
+    assert all(j.backend == backend for j in jitters)
+
+
+def test_folk_views_bad_jitter_backend():
+    with pytest.raises(ValueError, match=r"jitter_backend must be one of"):
+        FOLKViews(jitter_backend='turbojpeg')
+
+
+@pytest.mark.parametrize('op, factors, max_mean, max_abs', [
+    ('brightness', (0.6, 1.4), 0.01, 1),
+    ('contrast', (0.6, 1.4), 0.25, 1),
+    ('saturation', (0.8, 1.2), 0.6, 1),
+    ('hue', (-0.1, 0.1), 0.5, 16),
+])
+def test_color_jitter_cv2_matches_pillow(image_paths, op, factors, max_mean,
+                                         max_abs):
+    """The cv2 backend FOLKViews uses gives the pillow backend's image
+    within rounding, on real images, for each of ColorJitter's four
+    operations: at most one level per pixel, except the hue shift, where
+    single pixels of low saturation can round to another hue (mean under
+    half a level)."""
+    rng = np.random.default_rng(0)
+    for path in image_paths:
+        img = cv2.imread(path)
+        for factor in (factors[0], factors[1], rng.uniform(*factors)):
+            out = {}
+            for backend in ('cv2', 'pillow'):
+                # only ``op``, with a fixed factor (0 disables the others)
+                params = dict(brightness=0, contrast=0, saturation=0, hue=0)
+                params[op] = (factor, factor)
+                jitter = TRANSFORMS.build(
+                    dict(type='ColorJitter', backend=backend, **params))
+                out[backend] = jitter(dict(img=img.copy()))['img'].astype(int)
+            diff = np.abs(out['cv2'] - out['pillow'])
+            assert diff.mean() <= max_mean, (path, factor, diff.mean())
+            assert diff.max() <= max_abs, (path, factor, diff.max())
 
 
 @pytest.mark.parametrize('num_views', [0, 3, -1])
