@@ -6,8 +6,8 @@ plain supervised ViT step) on *fake* tensors (``FakeTensorMode``): shapes,
 dtypes and autograd are real, no memory is allocated and nothing is
 computed, so ViT-B/16 at 128 images of 224 px takes seconds on a laptop.
 
-- FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and
-  convolutions, forward and backward). Their ratio to the supervised step is
+- FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` (matrix products,
+  attention and convolutions, forward and backward). Their ratio to the supervised step is
   the throughput ratio a compute-bound device would reach.
 - Peak memory: ``torch.distributed._tools.mem_tracker.MemTracker`` over the
   second step (the first creates the optimizer state), split by category
@@ -43,7 +43,9 @@ from typing import Dict, Optional
 import torch
 from torch._subclasses.fake_tensor import FakeCopyMode, FakeTensorMode
 from torch.distributed._tools.mem_tracker import MemTracker
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import (FlopCounterMode,
+                                     sdpa_backward_flop_count,
+                                     sdpa_flop_count)
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import pretrain_throughput as throughput  # noqa: E402
@@ -53,6 +55,30 @@ from benchmark_report import write_report  # noqa: E402
 
 GIB = 2**30
 CATEGORIES = ('Parameter', 'Gradient', 'Optstate', 'Activation')
+
+
+def flop_counter() -> FlopCounterMode:
+    """torch's FLOP counter, also counting the CPU flash-attention kernels.
+
+    torch 2.14 counts the CUDA attention kernels but not their CPU
+    counterparts, which fake CPU tensors dispatch to; they take the same
+    arguments, so the same formulas apply.
+    """
+    def forward(query, key, value, *args, out_shape=None, **kwargs):
+        return sdpa_flop_count(query, key, value)
+
+    def backward(grad_out, query, key, value, *args, out_shape=None,
+                 **kwargs):
+        return sdpa_backward_flop_count(grad_out, query, key, value)
+
+    aten = torch.ops.aten
+    return FlopCounterMode(
+        display=False,
+        custom_mapping={
+            aten._scaled_dot_product_flash_attention_for_cpu: forward,
+            aten._scaled_dot_product_flash_attention_for_cpu_backward:
+            backward,
+        })
 
 
 class Replay(torch.nn.Module):
@@ -145,7 +171,7 @@ def estimate(method: str, args: argparse.Namespace,
         tracker = MemTracker()
         tracker.track_external(model, *inputs)
         with tracker:
-            with FlopCounterMode(display=False) as flops:
+            with flop_counter() as flops:
                 step()  # creates the optimizer state
             tracker.reset_mod_stats()
             step()

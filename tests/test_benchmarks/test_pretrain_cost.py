@@ -46,6 +46,26 @@ def test_fake_tensors_account_like_real_ones(cost, method):
         assert fake[key] == pytest.approx(real[key], rel=1e-6), key
 
 
+def test_flop_counter_counts_a_vit_forward_exactly(cost):
+    """Linear layers, attention (CPU flash kernel), patch embedding and the
+    classifier of a tiny ViT, against the formula."""
+    import torch
+    throughput = _load('pretrain_throughput')
+    model = throughput.Supervised('tiny', 32, 8).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad(), cost.flop_counter() as counter:
+        model(x)
+    b, d, layers, hidden = 2, 192, 4, 768
+    t = (32 // 8)**2 + 1  # patches + [CLS]
+    per_layer = (2 * t * d * 3 * d + 2 * t * d * d  # qkv, proj
+                 + 2 * (2 * t * t * d)  # q @ k^T, attn @ v (all heads)
+                 + 2 * t * d * hidden * 2)  # fc1, fc2
+    patch_embed = 2 * (t - 1) * (3 * 8 * 8) * d
+    head = 2 * d * 1000
+    assert counter.get_total_flops() == b * (layers * per_layer +
+                                             patch_embed + head)
+
+
 def test_folk_costs_two_student_and_two_teacher_passes(cost):
     args = tiny_args(out_dim=64)
     sup = cost.estimate('supervised', args)
