@@ -1,4 +1,4 @@
-"""Writing a benchmark's results: a JSON file and its markdown table."""
+"""Reporting a benchmark's results: its table printed, JSON and markdown."""
 import json
 import os
 import os.path as osp
@@ -6,13 +6,14 @@ from typing import Optional
 
 
 def write_report(out: Optional[str], data: dict, table: str) -> None:
-    """Write ``data`` to ``out`` (JSON) and ``table`` next to it (``.md``).
+    """Print ``table``; write ``data`` to ``out`` (JSON), ``table`` beside it.
 
     Args:
         out (str, optional): JSON path; nothing is written when None.
         data (dict): What the JSON holds (configuration and rows).
         table (str): The markdown table printed by the benchmark.
     """
+    print(table)
     if not out:
         return
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)

@@ -252,7 +252,6 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     args = parse_args(argv)
     report = run(args)
     table = markdown_table(report['results'], report['meta'])
-    print(table)
     write_report(args.out, report, '# Frequency-filter throughput\n\n' + table)
     return report
 

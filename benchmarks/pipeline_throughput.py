@@ -4,9 +4,10 @@ Runs the pre-training configs' ``train_pipeline`` (loading, the two FOLK
 views or MFM's single crop, the filter choice, packing) on real images in
 one process with one thread, timing every transform, and prints a table
 (and JSON). ``folk_pillow_jitter`` is FOLK's pipeline with MMPretrain's
-default (pillow) ``ColorJitter`` backend instead of cv2. Divide a GPU's pre-training images/s by the images/s per core
-printed here to get the data-loader workers it needs; MMEngine's log shows
-``data_time`` per iteration when the loader falls behind.
+default (pillow) ``ColorJitter`` backend instead of cv2. Divide a GPU's
+pre-training images/s by the images/s per core printed here to get the
+data-loader workers it needs; MMEngine's log shows ``data_time`` per
+iteration when the loader falls behind.
 
 Examples::
 
@@ -145,7 +146,6 @@ def main():
               f'{args.rounds} rounds taking turns, one thread, '
               f'{platform.processor() or platform.machine()}')
     text = table(rows, header)
-    print(text)
     write_report(args.out, dict(config=vars(args), rows=rows), text)
 
 

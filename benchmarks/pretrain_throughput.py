@@ -237,7 +237,6 @@ def main():
                      f"{r['step_ms']:.1f} | {r['ratio_vs_supervised']:.3f} | "
                      f"{r['peak_mem_gib']:.2f} |")
     table = '\n'.join(lines)
-    print(table)
     write_report(args.out, dict(config=vars(args), device=name, rows=rows),
                  table)
 
