@@ -39,6 +39,7 @@ print('bf16 FOLK step losses:', {k: float(v) for k, v in log.items()})
 PY
 python benchmarks/frequency_throughput.py --out "$OUT/frequency_throughput.json"
 python benchmarks/pretrain_throughput.py --arch b --batch 128 \
+    --methods supervised,mfm,folk,mae \
     --out "$OUT/pretrain_throughput_vit-b_bf16.json"
 python benchmarks/pretrain_throughput.py --arch b --batch 128 --compile \
     --methods supervised,folk --out "$OUT/pretrain_throughput_vit-b_bf16_compile.json"

@@ -145,7 +145,7 @@ def estimate(method: str, args: argparse.Namespace,
         # which fake tensors could not read.
         model.teacher.update_parameters(model.student_encoder())
     batch = None
-    if method != 'supervised':
+    if method in ('mfm', 'folk'):
         # The filter's decisions are taken on host values, which fake
         # tensors do not have: filter a real batch, then replay it.
         batch = filtered_batch(method, args)
@@ -166,9 +166,10 @@ def estimate(method: str, args: argparse.Namespace,
             model.data_preprocessor = batch
             inputs = batch.tensors()
         # MemTracker (torch 2.14) hooks the gradient of every parameter of a
-        # module it enters and refuses frozen ones. The only frozen ones are
-        # FOLK's teacher, which runs under no_grad: flagging them builds no
-        # graph and changes nothing else.
+        # module it enters and refuses frozen ones: FOLK's teacher (run
+        # under no_grad: flagging it builds no graph) and MAE's fixed
+        # position embeddings (one small extra gradient each). The
+        # optimizer was built before, from the trainable ones.
         model.requires_grad_(True)
         tracker = MemTracker()
         tracker.track_external(model, *inputs)
@@ -216,7 +217,9 @@ def main():
     p.add_argument('--batch', type=int, default=128)
     p.add_argument('--out-dim', type=int, default=65536)
     p.add_argument('--dtype', choices=['bf16', 'fp32'], default='bf16')
-    p.add_argument('--methods', default='supervised,mfm,folk')
+    p.add_argument('--methods', default='supervised,mfm,folk',
+                   help='comma-separated from supervised, mfm, folk and mae '
+                   "(MMPretrain's own MAE ViT-B/16, for reference)")
     p.add_argument('--out', default=None, help='JSON output path')
     args = p.parse_args()
     rows = [estimate(m, args) for m in args.methods.split(',')]

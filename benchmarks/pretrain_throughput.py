@@ -30,6 +30,8 @@ import torch
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                             'projects'))
 import folk  # noqa: E402,F401
+import mmpretrain  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.logging import MessageHub  # noqa: E402
 from mmengine.optim import AmpOptimWrapper, OptimWrapper  # noqa: E402
 from mmpretrain.registry import MODELS  # noqa: E402
@@ -96,6 +98,18 @@ class Supervised(torch.nn.Module):
         return self.head(self.backbone(x)[-1])
 
 
+def mae_cfg(args):
+    """MMPretrain's own MAE ViT-B/16 (its shipped config): a reference for
+    the framework path, ViT-B/16 at 224 px only."""
+    if (args.arch, args.img_size, args.patch) != ('b', 224, 16):
+        raise ValueError("--methods mae: MMPretrain's MAE config is ViT-B/16 "
+                         "at 224 px (--arch b --img-size 224 --patch 16)")
+    path = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'configs',
+                    'mae', 'mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py')
+    cfg = Config.fromfile(path)
+    return dict(cfg.model, data_preprocessor=cfg.data_preprocessor)
+
+
 def build_model(method, args, init_weights=True):
     """The model of ``method`` on the CPU.
 
@@ -104,9 +118,12 @@ def build_model(method, args, init_weights=True):
     """
     if method == 'supervised':
         return Supervised(args.arch, args.img_size, args.patch)
-    cfg = model_cfg(method, args.arch, args.img_size, args.patch,
-                    args.out_dim)
-    cfg['compile_backbone'] = args.compile  # student (and teacher) backbone
+    if method == 'mae':
+        cfg = mae_cfg(args)
+    else:
+        cfg = model_cfg(method, args.arch, args.img_size, args.patch,
+                        args.out_dim)
+        cfg['compile_backbone'] = args.compile  # student and teacher
     model = MODELS.build(cfg)
     if init_weights:
         model.init_weights()
@@ -161,6 +178,15 @@ def make_step(method, model, args, device, clip=True):
 
     optim = make_optim([p for p in model.parameters() if p.requires_grad],
                        device, args.dtype, clip)
+    if method == 'mae':  # one uint8 batch, no filter metainfo
+        data = dict(inputs=torch.randint(
+            0, 256, (args.batch, 3, args.img_size, args.img_size),
+            dtype=torch.uint8, device=device),
+                    data_samples=[DataSample() for _ in range(args.batch)])
+
+        def step():
+            model.train_step(data, optim)
+        return step, [data['inputs']]
     views = 2 if method == 'folk' else 1
     data = make_batch(args.batch, args.img_size, views, device)
 
@@ -214,7 +240,9 @@ def main():
     p.add_argument('--compile', action='store_true',
                    help='compile the backbone of every method (FOLK / MFM: the '
                    'compile_backbone option)')
-    p.add_argument('--methods', default='supervised,mfm,folk')
+    p.add_argument('--methods', default='supervised,mfm,folk',
+                   help='comma-separated from supervised, mfm, folk and mae '
+                   "(MMPretrain's own MAE ViT-B/16, for reference)")
     p.add_argument('--out', default=None, help='JSON output path')
     args = p.parse_args()
     device = torch.device(args.device)

@@ -66,6 +66,19 @@ def test_flop_counter_counts_a_vit_forward_exactly(cost):
                                              patch_embed + head)
 
 
+def test_mmpretrain_mae_reference_is_estimated(cost):
+    """MMPretrain's own MAE ViT-B/16 (a reference row) runs through the
+    same estimate; it encodes a quarter of the tokens, so it costs less
+    than the supervised full-token step."""
+    args = tiny_args(arch='b', img_size=224, patch=16, batch=2)
+    mae = cost.estimate('mae', args)
+    sup = cost.estimate('supervised', args)
+    assert 0.4 < mae['gflops'] / sup['gflops'] < 0.7
+    assert mae['optstate_gib'] > 0 and mae['activation_gib'] > 0
+    with pytest.raises(ValueError, match='ViT-B/16 at 224 px'):
+        cost.estimate('mae', tiny_args())
+
+
 def test_folk_costs_two_student_and_two_teacher_passes(cost):
     args = tiny_args(out_dim=64)
     sup = cost.estimate('supervised', args)
