@@ -521,3 +521,14 @@ def test_bad_kind_index_or_param_shape():
         with pytest.raises(ValueError, match=r'kind_index must index'):
             F.mixed_keep_mask(x, torch.tensor([0, bad]),
                               torch.tensor([0.1, 4.0]))
+
+
+def test_conjugate_partner_pairs_each_fft_bin_with_its_conjugate():
+    x = torch.rand(2, 3, 6, 7, dtype=torch.float64)
+    spec = torch.fft.fft2(x)
+    torch.testing.assert_close(F.conjugate_partner(spec), spec.conj())
+    idx = torch.arange(6 * 7).view(6, 7)
+    partner = F.conjugate_partner(idx)
+    for u in range(6):
+        for v in range(7):
+            assert partner[u, v] == idx[(-u) % 6, (-v) % 7]

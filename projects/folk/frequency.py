@@ -47,6 +47,16 @@ def _per_image(value: Union[Scalar, torch.Tensor], name: str, batch: int,
     return t
 
 
+def conjugate_partner(x: torch.Tensor) -> torch.Tensor:
+    """``x[..., -u mod H, -v mod W]``: each FFT bin's conjugate partner.
+
+    For the spectrum ``F`` of a real image ``F[-u, -v] = conj(F[u, v])``;
+    this lines up every bin (unshifted ``fft2`` layout, last two dims) with
+    its partner.
+    """
+    return x.flip((-2, -1)).roll((1, 1), (-2, -1))
+
+
 def signed_frequency_distance(height: int, width: int,
                               device=None) -> torch.Tensor:
     """Distance of every FFT bin from DC, in frequency bins.
@@ -102,7 +112,7 @@ def _compression_keep_from_spectrum(
     # the threshold split a conjugate pair and make the filtered image
     # complex. Averaging each magnitude with its partner's makes the pair
     # exactly equal (float addition is commutative), so pairs stay together.
-    partner = mag.flip((-2, -1)).roll((1, 1), (-2, -1))  # |F[-u, -v]|
+    partner = conjugate_partner(mag)  # |F[-u, -v]|
     mag = ((mag + partner) * 0.5).flatten(1)  # (B, H*W)
     # k-th largest per image; k may differ between images. ``ratio`` went
     # through float32 (0.05 -> 0.0500000007), so ratio * H * W can overshoot
@@ -287,8 +297,9 @@ def mfm_radius(size: int, radius_at_224: float = 16.0) -> float:
 
 
 __all__ = [
-    'FILTER_KINDS', 'frequency_keep_mask', 'apply_frequency_mask',
-    'compression_keep_mask', 'radial_keep_mask', 'mixed_keep_mask',
+    'FILTER_KINDS', 'conjugate_partner', 'frequency_keep_mask',
+    'apply_frequency_mask', 'compression_keep_mask', 'radial_keep_mask',
+    'mixed_keep_mask',
     'filter_images', 'signed_frequency_distance', 'kind_to_index', 'mfm_radius'
 ]
 

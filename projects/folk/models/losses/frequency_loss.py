@@ -3,6 +3,7 @@ import torch
 from mmengine.model import BaseModule
 
 from mmpretrain.registry import MODELS
+from ...frequency import conjugate_partner
 
 
 def half_spectrum_weight(mask: torch.Tensor) -> torch.Tensor:
@@ -21,8 +22,7 @@ def half_spectrum_weight(mask: torch.Tensor) -> torch.Tensor:
     w = mask.shape[-1]
     m = mask.float()
     weight = m[..., :w // 2 + 1].clone()
-    # partner[u, v] = m[-u mod H, -v mod W]
-    partner = torch.roll(m.flip(-2, -1), shifts=(1, 1), dims=(-2, -1))
+    partner = conjugate_partner(m)  # m[-u mod H, -v mod W]
     paired = slice(1, (w + 1) // 2)  # columns whose partner is not in half
     weight[..., paired] += partner[..., paired]
     return weight
