@@ -69,28 +69,23 @@ test_pipeline = [
     dict(type='CenterCrop', crop_size=crop),
     dict(type='PackInputs')
 ]
+imagenette = dict(type='CustomDataset', data_root=data_root, data_prefix='')
 train_dataloader = dict(
     batch_size=32,
     num_workers=2,
     persistent_workers=False,
     dataset=dict(
         _delete_=True,
-        type='CustomDataset',
-        data_root=data_root,
         ann_file='train.txt',
-        data_prefix='',
-        pipeline=train_pipeline))
+        pipeline=train_pipeline,
+        **imagenette))
 val_dataloader = dict(
     batch_size=128,
     num_workers=2,
     persistent_workers=False,
     dataset=dict(
-        _delete_=True,
-        type='CustomDataset',
-        data_root=data_root,
-        ann_file='val.txt',
-        data_prefix='',
-        pipeline=test_pipeline))
+        _delete_=True, ann_file='val.txt', pipeline=test_pipeline,
+        **imagenette))
 test_dataloader = val_dataloader
 
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
