@@ -1,19 +1,23 @@
 # Quick start:  make demo   (pre-train -> convert -> fine-tune on bundled data)
-#               make test   (the test suite; what CI runs)
+#               make test   (the test suite; what CI runs, after make lint)
+#               make lint   (flake8, isort and yapf in check mode)
+#               make format (isort and yapf applied in place)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.folk-installed
 SHARED ?= ../shared
+# what `make lint` / `make format` check (settings in setup.cfg)
+LINT_PATHS ?= setup.py folk configs tools tests benchmarks
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint format clean
 
 $(STAMP): requirements.txt requirements/tests.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip==24.3.1
 	# mmcv-lite and full mmcv share the package name: keep a full mmcv if
-	# the environment already has one (see README, "Full mmcv").
+	# the environment already has one (see docs/get_started.md, "Full mmcv").
 	if $(PY) -c "import mmcv._ext" 2>/dev/null; then \
 	  grep -v '^mmcv-lite' requirements.txt > $(VENV)/requirements.nommcv.txt; \
 	  $(PIP) install -q -r $(VENV)/requirements.nommcv.txt -r requirements/tests.txt; \
@@ -30,6 +34,20 @@ demo: install
 
 test: install
 	$(PY) -m pytest tests
+
+# every tool runs, the exit status says whether any found something
+lint: install
+	@status=0; \
+	echo "flake8"; $(VENV)/bin/flake8 $(LINT_PATHS) || status=1; \
+	echo "isort --check-only"; \
+	$(VENV)/bin/isort --check-only --diff $(LINT_PATHS) || status=1; \
+	echo "yapf --diff"; \
+	$(VENV)/bin/yapf --diff --recursive $(LINT_PATHS) || status=1; \
+	exit $$status
+
+format: install
+	$(VENV)/bin/isort $(LINT_PATHS)
+	$(VENV)/bin/yapf --in-place --recursive $(LINT_PATHS)
 
 clean:
 	rm -rf work_dirs $(VENV)

@@ -1,12 +1,11 @@
-"""Install FOLK for OpenMMLab (import name ``folk``, source in projects/folk)."""
+"""Install FOLK for OpenMMLab (import name ``folk``)."""
 import os.path as osp
-
-from setuptools import setup
+from setuptools import find_packages, setup
 
 
 def read_version() -> str:
     scope: dict = {}
-    with open(osp.join('projects', 'folk', 'version.py')) as f:
+    with open(osp.join('folk', 'version.py')) as f:
         exec(f.read(), scope)
     return scope['__version__']
 
@@ -33,11 +32,6 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.8',
-    package_dir={'folk': 'projects/folk'},
-    packages=[
-        'folk', 'folk.datasets', 'folk.engine', 'folk.models',
-        'folk.models.algorithms', 'folk.models.heads', 'folk.models.losses',
-        'folk.models.necks'
-    ],
+    packages=find_packages(include=['folk', 'folk.*']),
     install_requires=read_requirements(),
     zip_safe=False)

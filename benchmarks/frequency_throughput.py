@@ -7,7 +7,9 @@ Three paths, measured in one run so that their ratios are comparable:
     when it filters, uint8 (H, W, 3) in, float keep mask + filtered view out);
 (b) ``batched``: :func:`folk.frequency.filter_images` on a (B, 3, S, S)
     float [0, 1] batch on CPU (what ``FrequencyFilterPreprocessor`` runs);
-(c) ``batched`` on CUDA, if available (synchronised, after warm-up).
+(c) ``batched`` on CUDA, if available: the batch on the GPU, the filter
+    choices on the host as in training; one synchronisation after the
+    warm-up and one after the timed batches, none in between.
 
 Each image draws its filter as in training (default: FOLK's Com / RCom with
 probability 0.5, ratios 0.005 / 0.01 / 0.05; ``--filters mfm`` for MFM's
@@ -36,45 +38,64 @@ import numpy as np
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if osp.join(REPO, 'projects') not in sys.path:
-    sys.path.insert(0, osp.join(REPO, 'projects'))
+
+from benchmark_report import write_report  # noqa: E402
 
 from folk.datasets.transforms import RandomFrequencyFilter  # noqa: E402
 from folk.frequency import filter_images, kind_to_index, mfm_radius  # noqa
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from benchmark_report import write_report  # noqa: E402
 
 RATIOS = (0.005, 0.01, 0.05)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--sizes', type=int, nargs='+', default=[64, 224],
-                        help='square image sizes (default: 64 224)')
-    parser.add_argument('--batch', type=int, default=64,
-                        help='images per batch (default: 64)')
-    parser.add_argument('--iters', type=int, default=10,
-                        help='timed batches per path and size (default: 10)')
-    parser.add_argument('--warmup', type=int, default=2,
-                        help='untimed batches first (default: 2)')
     parser.add_argument(
-        '--device', nargs='+', default=['cpu', 'cuda'],
+        '--sizes',
+        type=int,
+        nargs='+',
+        default=[64, 224],
+        help='square image sizes (default: 64 224)')
+    parser.add_argument(
+        '--batch', type=int, default=64, help='images per batch (default: 64)')
+    parser.add_argument(
+        '--iters',
+        type=int,
+        default=10,
+        help='timed batches per path and size (default: 10)')
+    parser.add_argument(
+        '--warmup',
+        type=int,
+        default=2,
+        help='untimed batches first (default: 2)')
+    parser.add_argument(
+        '--device',
+        nargs='+',
+        default=['cpu', 'cuda'],
         choices=['cpu', 'cuda'],
         help='devices of the batched path; cuda is skipped when not '
         'available (default: cpu cuda)')
-    parser.add_argument('--no-transform', action='store_true',
-                        help='skip the per-image CPU transform path (a)')
-    parser.add_argument('--filters', choices=['folk', 'mfm'], default='folk',
-                        help='folk: Com/RCom 0.5 each; mfm: low/high-pass')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch CPU threads (default: torch default)')
     parser.add_argument(
-        '--data-root', default=osp.join(
-            osp.dirname(REPO), 'shared', 'data', 'imagenette128'),
+        '--no-transform',
+        action='store_true',
+        help='skip the per-image CPU transform path (a)')
+    parser.add_argument(
+        '--filters',
+        choices=['folk', 'mfm'],
+        default='folk',
+        help='folk: Com/RCom 0.5 each; mfm: low/high-pass')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch CPU threads (default: torch default)')
+    parser.add_argument(
+        '--data-root',
+        default=osp.join(osp.dirname(REPO), 'shared', 'data', 'imagenette128'),
         help='Imagenette folder with train.txt (random images if missing)')
     parser.add_argument(
-        '--out', default=osp.join(REPO, 'benchmarks', 'results',
-                                  'frequency_throughput.json'),
+        '--out',
+        default=osp.join(REPO, 'benchmarks', 'results',
+                         'frequency_throughput.json'),
         help='JSON output; the markdown table goes next to it (.md)')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
@@ -153,9 +174,10 @@ def bench_batched(imgs: np.ndarray, filters: List[dict], iters: int,
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div_(255.)
     x = x.contiguous().to(device)
     batch = x.shape[0]
-    # a fresh draw per timed batch, made before timing (CPU-side choice)
+    # A fresh draw per timed batch, made before timing. The choices stay
+    # on the host, as the data pipeline delivers them in training: choices
+    # on the GPU would add a device-to-host copy (a sync) to every call.
     choices = [draw_choices(t, batch) for _ in range(iters + warmup)]
-    choices = [(k.to(device), p.to(device)) for k, p in choices]
     cuda = device.startswith('cuda')
     for k, p in choices[:warmup]:
         filter_images(x, k, p)
@@ -186,8 +208,8 @@ def markdown_table(rows: List[Dict], meta: Dict) -> str:
         f"{meta['iters']} timed batches after {meta['warmup']} warm-up; "
         f"torch {meta['torch']}, {meta['torch_threads']} CPU thread(s) of "
         f"{meta['cpu_count']} visible (machine possibly shared: compare "
-        'rows of one run, not across runs)'
-        + (f"; GPU: {meta['gpu']}" if meta.get('gpu') else '') + '.',
+        'rows of one run, not across runs)' +
+        (f"; GPU: {meta['gpu']}" if meta.get('gpu') else '') + '.',
         'transform = RandomFrequencyFilter(apply=True), one image per call; '
         'batched = folk.frequency.filter_images on the whole batch. '
         '"x transform" = images/s relative to the transform path at the '
@@ -204,8 +226,9 @@ def run(args: argparse.Namespace) -> Dict:
     devices = []
     for d in args.device:
         if d == 'cuda' and not torch.cuda.is_available():
-            print('CUDA not available: skipping the CUDA batched path',
-                  file=sys.stderr)
+            print(
+                'CUDA not available: skipping the CUDA batched path',
+                file=sys.stderr)
             continue
         devices.append(d)
     rows, source = [], None
@@ -216,12 +239,22 @@ def run(args: argparse.Namespace) -> Dict:
         if not args.no_transform:
             res = bench_transform(imgs, filters, args.iters, args.warmup)
             base = res['images'] / res['seconds']
-            rows.append(dict(path='transform', device='cpu', size=size,
-                             batch=args.batch, **res))
+            rows.append(
+                dict(
+                    path='transform',
+                    device='cpu',
+                    size=size,
+                    batch=args.batch,
+                    **res))
         for d in devices:
             res = bench_batched(imgs, filters, args.iters, args.warmup, d)
-            rows.append(dict(path='batched', device=d, size=size,
-                             batch=args.batch, **res))
+            rows.append(
+                dict(
+                    path='batched',
+                    device=d,
+                    size=size,
+                    batch=args.batch,
+                    **res))
         for r in rows:
             if r['size'] != size:
                 continue

@@ -4,8 +4,9 @@
 # "On a GPU machine without registry access"): pure-Python wheels for
 # Python 3.12, the installed pure-Python mmcv-lite package, and the compact
 # data packs. Total ~55 MB (the device tool carries at most 64 MiB).
-# Usage: bash benchmarks/gpu_bundle.sh   then run benchmarks/gpu_checks.sh
-# on the GPU machine with .device carried.
+# Usage: bash benchmarks/gpu_bundle.sh, then on the GPU machine with .device
+# carried: bash benchmarks/gpu_checks.sh quick (and ... study). The wheels
+# are installed into .device/site by the first of them, once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}

@@ -38,22 +38,18 @@ Examples::
 import argparse
 import contextlib
 import copy
-import os.path as osp
-import sys
 from typing import Dict, Optional
 
+import pretrain_throughput as throughput  # noqa: E402
 import torch
+from benchmark_report import write_report  # noqa: E402
+from mmengine.logging import MessageHub  # noqa: E402
+from mmpretrain.registry import MODELS  # noqa: E402
 from torch._subclasses.fake_tensor import FakeCopyMode, FakeTensorMode
 from torch.distributed._tools.mem_tracker import MemTracker
 from torch.utils.flop_counter import (FlopCounterMode,
-                                     sdpa_backward_flop_count,
-                                     sdpa_flop_count)
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import pretrain_throughput as throughput  # noqa: E402
-from mmengine.logging import MessageHub  # noqa: E402
-from mmpretrain.registry import MODELS  # noqa: E402
-from benchmark_report import write_report  # noqa: E402
+                                      sdpa_backward_flop_count,
+                                      sdpa_flop_count)
 
 GIB = 2**30
 CATEGORIES = ('Parameter', 'Gradient', 'Optstate', 'Activation')
@@ -66,11 +62,11 @@ def flop_counter() -> FlopCounterMode:
     counterparts, which fake CPU tensors dispatch to; they take the same
     arguments, so the same formulas apply.
     """
+
     def forward(query, key, value, *args, out_shape=None, **kwargs):
         return sdpa_flop_count(query, key, value)
 
-    def backward(grad_out, query, key, value, *args, out_shape=None,
-                 **kwargs):
+    def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs):
         return sdpa_backward_flop_count(grad_out, query, key, value)
 
     aten = torch.ops.aten
@@ -121,7 +117,8 @@ def filtered_batch(method: str, args: argparse.Namespace) -> dict:
     return preprocessor(data, True)
 
 
-def estimate(method: str, args: argparse.Namespace,
+def estimate(method: str,
+             args: argparse.Namespace,
              fake: bool = True) -> Dict[str, float]:
     """FLOPs and peak memory (bytes, by category) of one training step.
 
@@ -157,8 +154,8 @@ def estimate(method: str, args: argparse.Namespace,
         if fake:
             stack.enter_context(mode)
         stack.enter_context(
-            torch.autocast('cpu', dtype=torch.bfloat16,
-                           enabled=args.dtype == 'bf16'))
+            torch.autocast(
+                'cpu', dtype=torch.bfloat16, enabled=args.dtype == 'bf16'))
         step, inputs = throughput.make_step(
             method, model, args, cpu, clip=False)
         if batch is not None:
@@ -180,8 +177,10 @@ def estimate(method: str, args: argparse.Namespace,
             step()
         peak = tracker.get_tracker_snapshot('peak')[cpu]
     by_name = {getattr(k, 'value', k): v for k, v in peak.items()}
-    row = dict(method=method, gflops=flops.get_total_flops() / 1e9,
-               peak_gib=by_name['Total'] / GIB)
+    row = dict(
+        method=method,
+        gflops=flops.get_total_flops() / 1e9,
+        peak_gib=by_name['Total'] / GIB)
     for name in CATEGORIES:
         row[f'{name.lower()}_gib'] = by_name.get(name, 0) / GIB
     return row
@@ -197,15 +196,14 @@ def table(rows, header: str) -> str:
         '|---|---|---|---|---|---|---|---|---|'
     ]
     for r in rows:
-        r['ratio_vs_supervised'] = (base['gflops'] / r['gflops']
-                                    if base else float('nan'))
+        r['ratio_vs_supervised'] = (
+            base['gflops'] / r['gflops'] if base else float('nan'))
         other = r['peak_gib'] - sum(r[f'{c.lower()}_gib'] for c in CATEGORIES)
-        lines.append(
-            f"| {r['method']} | {r['gflops'] / 1e3:.2f} | "
-            f"{r['ratio_vs_supervised']:.3f} | {r['peak_gib']:.2f} | "
-            f"{r['activation_gib']:.2f} | {r['parameter_gib']:.2f} | "
-            f"{r['gradient_gib']:.2f} | {r['optstate_gib']:.2f} | "
-            f'{other:.2f} |')
+        lines.append(f"| {r['method']} | {r['gflops'] / 1e3:.2f} | "
+                     f"{r['ratio_vs_supervised']:.3f} | {r['peak_gib']:.2f} | "
+                     f"{r['activation_gib']:.2f} | {r['parameter_gib']:.2f} | "
+                     f"{r['gradient_gib']:.2f} | {r['optstate_gib']:.2f} | "
+                     f'{other:.2f} |')
     return '\n'.join(lines)
 
 
@@ -217,9 +215,11 @@ def main():
     p.add_argument('--batch', type=int, default=128)
     p.add_argument('--out-dim', type=int, default=65536)
     p.add_argument('--dtype', choices=['bf16', 'fp32'], default='bf16')
-    p.add_argument('--methods', default='supervised,mfm,folk',
-                   help='comma-separated from supervised, mfm, folk and mae '
-                   "(MMPretrain's own MAE ViT-B/16, for reference)")
+    p.add_argument(
+        '--methods',
+        default='supervised,mfm,folk',
+        help='comma-separated from supervised, mfm, folk and mae '
+        "(MMPretrain's own MAE ViT-B/16, for reference)")
     p.add_argument('--out', default=None, help='JSON output path')
     args = p.parse_args()
     rows = [estimate(m, args) for m in args.methods.split(',')]

@@ -7,8 +7,8 @@ the breakages recorded for this project's dependency set:
 1. ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, but
    mmengine checkpoints pickle a few plain objects (``HistoryBuffer``, numpy
    scalars and arrays). We keep ``weights_only=True`` and allow-list exactly
-   those types with :func:`torch.serialization.add_safe_globals`; arbitrary
-   pickled objects are still refused.
+   those types (:func:`folk.engine.checkpoint.allow_safe_globals`);
+   arbitrary pickled objects are still refused.
 2. ``mmengine.dist`` always calls ``torch.cuda.set_device`` and its configs
    default to NCCL, so ``--launcher pytorch`` fails on a host without CUDA.
    Without CUDA we initialise the process group with gloo and select no
@@ -22,235 +22,36 @@ the breakages recorded for this project's dependency set:
    ``np.uint8(hue_factor * 255)``, which raises ``OverflowError`` under
    numpy 2 for every negative hue shift. Negative shifts are applied here
    with the same wrap-around arithmetic; non-negative ones call mmcv.
-5. Checkpoint I/O in mmengine (see the README, "Reliability"):
+5. Checkpoint I/O in mmengine (see ``docs/reliability.md``), routed
+   through :mod:`folk.engine.checkpoint`:
 
    - mmengine's local loader calls ``torch.load`` without ``weights_only``
      (safe only through torch's default) and its errors do not name the
-     file; it is re-registered to use :func:`safe_torch_load`.
+     file; it is re-registered to use ``safe_torch_load``.
    - mmengine's ``http(s)://`` loader uses
      ``torch.hub.load_state_dict_from_url``, whose ``weights_only`` defaults
      to **False**: a downloaded checkpoint could run arbitrary code. It is
-     replaced by a wrapper that always passes ``weights_only=True``.
+     replaced by ``safe_load_url``, which always passes
+     ``weights_only=True``.
    - ``save_checkpoint`` writes the file in place (``open(path, 'wb')``), so
      a process killed while saving leaves a truncated file under the final
      name, which ``last_checkpoint`` may then point to. Local checkpoints
      are written to a temporary file in the same directory, fsynced and
      renamed with :func:`os.replace` (atomic on POSIX), see
-     :func:`atomic_torch_save`. This is patched in the library function
+     ``atomic_torch_save``. This is patched in the library function
      rather than in a hook so that every writer (runner, hooks, tools) is
      covered whatever checkpoint hook a config uses.
 """
 import functools
-import importlib
 import os
-import pickle
 import sys
 import types
 import warnings
-from typing import List, Optional
 
 import torch
-
-from .fileio import atomic_torch_save
 import torch.nn.functional as F
 
 _APPLIED = False
-
-
-# ---------------------------------------------------------------------------
-# 1. Safe checkpoint loading
-# ---------------------------------------------------------------------------
-def safe_checkpoint_globals() -> List[object]:
-    """Return the non-tensor types that mmengine writes into checkpoints.
-
-    These are plain data containers; none of them runs code on unpickling.
-    """
-    import numpy as np
-    from mmengine.logging import HistoryBuffer
-
-    allowed: List[object] = [HistoryBuffer, np.ndarray, np.dtype]
-    # numpy arrays and scalars are rebuilt through these two functions; their
-    # module moved from ``numpy.core`` to ``numpy._core`` in numpy 2.
-    for mod_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError:  # pragma: no cover - depends on numpy version
-            continue
-        allowed += [mod._reconstruct, mod.scalar]
-    # numpy 2 pickles dtypes by their concrete class (e.g. Float64DType).
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        allowed += [
-            getattr(dtypes, name) for name in dir(dtypes)
-            if name.endswith('DType')
-        ]
-    return allowed
-
-
-_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
-
-
-def history_buffer_getattr(obj, name: str):
-    """Restricted ``getattr`` for unpickling mmengine's message hub.
-
-    ``HistoryBuffer.__getstate__`` pickles its ``statistics_methods`` as
-    ``getattr(HistoryBuffer, 'min')`` etc. Only those lookups are allowed;
-    any other ``getattr`` in a checkpoint is refused.
-    """
-    from mmengine.logging import HistoryBuffer
-    if ((obj is HistoryBuffer or isinstance(obj, HistoryBuffer))
-            and name in _HISTORY_BUFFER_METHODS):
-        return getattr(obj, name)
-    raise pickle.UnpicklingError(
-        f'refusing getattr({type(obj).__name__}, {name!r}) in a checkpoint')
-
-
-def _allow_safe_globals() -> None:
-    add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is not None:  # torch >= 2.4
-        add(safe_checkpoint_globals())
-        # Replaces builtins.getattr for weights_only unpickling only.
-        add([(history_buffer_getattr, 'builtins.getattr')])
-
-
-def safe_torch_load(path: str, map_location='cpu') -> dict:
-    """Load a checkpoint with ``weights_only=True`` and a clear error.
-
-    Args:
-        path (str): Checkpoint file.
-        map_location: Passed to :func:`torch.load`.
-
-    Returns:
-        dict: The loaded checkpoint.
-
-    Raises:
-        FileNotFoundError: If ``path`` does not exist.
-        RuntimeError: If the file is truncated, not a checkpoint, or contains
-            a pickled object outside the allow-list.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint not found: {path}')
-    _allow_safe_globals()
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - re-raised with the file name
-        raise RuntimeError(
-            f'cannot load checkpoint {path!r} safely: '
-            f'{_load_error_summary(err)}. The file may be truncated, not a '
-            'PyTorch checkpoint, or contain pickled objects that are not '
-            'allowed (weights_only=True).') from err
-
-
-def _load_error_summary(err: BaseException) -> str:
-    """One line of a ``torch.load`` error: the refused global if any.
-
-    torch's weights-only error starts with advice to retry with
-    ``weights_only=False``, which we never want to repeat; the line that
-    names the refused global is more useful.
-    """
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    pick = lines[0] if lines else ''
-    for line in lines:
-        if 'Unsupported global' in line or 'WeightsUnpickler error' in line:
-            pick = line
-            break
-    return f'{type(err).__name__}: {pick.rstrip(".")}'
-
-
-# ---------------------------------------------------------------------------
-# 5. mmengine checkpoint I/O: safe loads, atomic saves
-#    (the atomic write itself is folk.fileio.atomic_torch_save)
-# ---------------------------------------------------------------------------
-def safe_load_url(url: str,
-                  model_dir: Optional[str] = None,
-                  map_location=None,
-                  progress: bool = True,
-                  check_hash: bool = False,
-                  file_name: Optional[str] = None,
-                  weights_only: bool = True) -> dict:
-    """:func:`torch.hub.load_state_dict_from_url` with ``weights_only=True``.
-
-    torch.hub's default is ``weights_only=False``; mmengine's ``http(s)://``
-    loader calls it without the argument. ``weights_only=False`` is refused.
-    """
-    if not weights_only:
-        raise ValueError('folk refuses to unpickle downloaded checkpoints '
-                         'with weights_only=False (arbitrary code execution)')
-    _allow_safe_globals()
-    try:
-        return torch.hub.load_state_dict_from_url(
-            url,
-            model_dir=model_dir,
-            map_location=map_location,
-            progress=progress,
-            check_hash=check_hash,
-            file_name=file_name,
-            weights_only=True)
-    except Exception as err:  # noqa: BLE001 - re-raised with the URL
-        if isinstance(err, (OSError, ValueError)) and not isinstance(
-                err, pickle.UnpicklingError):
-            raise  # download / hash errors keep their type
-        raise RuntimeError(
-            f'cannot load checkpoint {url!r} safely: '
-            f'{_load_error_summary(err)}. The file may be truncated, not a '
-            'PyTorch checkpoint, or contain pickled objects that are not '
-            'allowed (weights_only=True).') from err
-
-
-def _is_local_path(filename) -> bool:
-    return '://' not in os.fspath(filename)
-
-
-def _patch_checkpoint_io() -> None:
-    from mmengine import runner as runner_pkg
-    from mmengine.runner import checkpoint as ckpt_mod
-    from mmengine.runner import runner as runner_mod
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    if getattr(ckpt_mod.save_checkpoint, '_folk_patched', False):
-        return
-
-    # -- loading ------------------------------------------------------------
-    def load_from_local(filename, map_location):
-        """Local checkpoints through :func:`safe_torch_load` (folk)."""
-        filename = os.path.expanduser(os.fspath(filename))
-        if not os.path.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        return safe_torch_load(filename, map_location=map_location)
-
-    load_from_local._folk_patched = True
-    CheckpointLoader.register_scheme(prefixes='', force=True)(
-        load_from_local)
-    ckpt_mod.load_from_local = load_from_local
-    ckpt_mod.load_url = safe_load_url
-    from mmengine.utils import dl_utils
-    dl_utils.load_url = safe_load_url
-
-    # -- saving -------------------------------------------------------------
-    original = ckpt_mod.save_checkpoint
-
-    @functools.wraps(original)
-    def save_checkpoint(checkpoint,
-                        filename,
-                        file_client_args=None,
-                        backend_args=None):
-        if (file_client_args is None and backend_args is None
-                and _is_local_path(filename)):
-            atomic_torch_save(checkpoint, filename)
-            return
-        return original(
-            checkpoint,
-            filename,
-            file_client_args=file_client_args,
-            backend_args=backend_args)
-
-    save_checkpoint._folk_patched = True
-    # ``Runner.save_checkpoint`` uses the name imported into
-    # mmengine.runner.runner; hooks import it from mmengine.runner.
-    ckpt_mod.save_checkpoint = save_checkpoint
-    runner_mod.save_checkpoint = save_checkpoint
-    runner_pkg.save_checkpoint = save_checkpoint
 
 
 # ---------------------------------------------------------------------------
@@ -313,8 +114,8 @@ def sigmoid_focal_loss(pred: torch.Tensor,
     one_hot = one_hot.type_as(pred)
     prob = pred.sigmoid()
     pt = (1 - prob) * one_hot + prob * (1 - one_hot)
-    focal_weight = (alpha * one_hot + (1 - alpha) * (1 - one_hot)) * pt.pow(
-        gamma)
+    focal_weight = (alpha * one_hot + (1 - alpha) *
+                    (1 - one_hot)) * pt.pow(gamma)
     loss = F.binary_cross_entropy_with_logits(
         pred, one_hot, reduction='none') * focal_weight
     if weight is not None:
@@ -392,12 +193,74 @@ def _patch_adjust_hue() -> None:
     mmcv.image.photometric.adjust_hue = adjust_hue
 
 
+# ---------------------------------------------------------------------------
+# 5. (and 1.) mmengine checkpoint I/O: safe loads, atomic saves
+# ---------------------------------------------------------------------------
+def _is_local_path(filename) -> bool:
+    return '://' not in os.fspath(filename)
+
+
+def _patch_checkpoint_io() -> None:
+    from mmengine import runner as runner_pkg
+    from mmengine.runner import checkpoint as ckpt_mod
+    from mmengine.runner import runner as runner_mod
+    from mmengine.runner.checkpoint import CheckpointLoader
+    from mmengine.utils import dl_utils
+
+    # imported here: folk.engine imports mmpretrain, which comes after the
+    # mmcv fixes (3., 4.); apply() runs this patch last
+    from .engine.checkpoint import (allow_safe_globals, atomic_torch_save,
+                                    safe_load_url, safe_torch_load)
+
+    allow_safe_globals()
+    if getattr(ckpt_mod.save_checkpoint, '_folk_patched', False):
+        return
+
+    # -- loading ------------------------------------------------------------
+    def load_from_local(filename, map_location):
+        """Local checkpoints through :func:`safe_torch_load` (folk)."""
+        filename = os.path.expanduser(os.fspath(filename))
+        if not os.path.isfile(filename):
+            raise FileNotFoundError(f'{filename} can not be found.')
+        return safe_torch_load(filename, map_location=map_location)
+
+    load_from_local._folk_patched = True
+    CheckpointLoader.register_scheme(prefixes='', force=True)(load_from_local)
+    ckpt_mod.load_from_local = load_from_local
+    ckpt_mod.load_url = safe_load_url
+    dl_utils.load_url = safe_load_url
+
+    # -- saving -------------------------------------------------------------
+    original = ckpt_mod.save_checkpoint
+
+    @functools.wraps(original)
+    def save_checkpoint(checkpoint,
+                        filename,
+                        file_client_args=None,
+                        backend_args=None):
+        if (file_client_args is None and backend_args is None
+                and _is_local_path(filename)):
+            atomic_torch_save(checkpoint, filename)
+            return
+        return original(
+            checkpoint,
+            filename,
+            file_client_args=file_client_args,
+            backend_args=backend_args)
+
+    save_checkpoint._folk_patched = True
+    # ``Runner.save_checkpoint`` uses the name imported into
+    # mmengine.runner.runner; hooks import it from mmengine.runner.
+    ckpt_mod.save_checkpoint = save_checkpoint
+    runner_mod.save_checkpoint = save_checkpoint
+    runner_pkg.save_checkpoint = save_checkpoint
+
+
 def apply() -> None:
     """Apply every fix once. Safe to call many times."""
     global _APPLIED
     if _APPLIED:
         return
-    _allow_safe_globals()
     _patch_dist_init()
     _install_mmcv_ops_standin()
     _patch_adjust_hue()

@@ -47,6 +47,21 @@ def _per_image(value: Union[Scalar, torch.Tensor], name: str, batch: int,
     return t
 
 
+def host_to_device(tensor: torch.Tensor, device) -> torch.Tensor:
+    """Copy a small host tensor to ``device`` without a host-device sync.
+
+    A copy from pageable host memory to a CUDA device makes the host wait
+    until the GPU has run all work queued before it; from pinned memory
+    with ``non_blocking=True`` it is queued on the stream like a kernel (the
+    pinned source is kept until the copy has run by PyTorch's caching host
+    allocator). Other devices get a plain copy.
+    """
+    device = torch.device(device)
+    if device.type != 'cuda':
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def conjugate_partner(x: torch.Tensor) -> torch.Tensor:
     """``x[..., -u mod H, -v mod W]``: each FFT bin's conjugate partner.
 
@@ -57,7 +72,8 @@ def conjugate_partner(x: torch.Tensor) -> torch.Tensor:
     return x.flip((-2, -1)).roll((1, 1), (-2, -1))
 
 
-def signed_frequency_distance(height: int, width: int,
+def signed_frequency_distance(height: int,
+                              width: int,
                               device=None) -> torch.Tensor:
     """Distance of every FFT bin from DC, in frequency bins.
 
@@ -126,24 +142,50 @@ def _compression_keep_from_spectrum(
     # Only the largest max(k) values are needed: topk is much cheaper than a
     # full sort of the H*W magnitudes for the small ratios FOLK uses.
     top = mag.topk(int(k.max()), dim=1).values  # (B, max k), descending
-    threshold = top.gather(1, (k - 1).to(mag.device)[:, None])  # (B, 1)
+    kth = host_to_device(k - 1, mag.device)  # (B,)
+    threshold = top.gather(1, kth[:, None])  # (B, 1)
     return (mag >= threshold).view(b, h, w)
 
 
-def radial_keep_mask(batch: int, height: int, width: int,
-                     radius: Union[Scalar, torch.Tensor], lowpass: bool,
+def radial_keep_mask(batch: int,
+                     height: int,
+                     width: int,
+                     radius: Union[Scalar, torch.Tensor],
+                     lowpass: Union[bool, torch.Tensor],
                      device=None) -> torch.Tensor:
     """MFM's ideal circular low-pass (or its complement, high-pass).
+
+    A bin is inside the circle if its :func:`signed_frequency_distance` is
+    below the radius. The radii and kinds are checked on the host (the
+    pipeline's choices arrive on the CPU), so masks on the GPU are made
+    without synchronisation.
+
+    Args:
+        batch (int): Number of masks ``B``.
+        height (int): ``H``.
+        width (int): ``W``.
+        radius (float | Tensor): Radius in bins (> 0), scalar or (B,).
+        lowpass (bool | Tensor): Keep the inside of the circle (low-pass)
+            or the outside (high-pass); one bool or a (B,) bool tensor.
+        device: Device of the masks. Defaults to the CPU.
 
     Returns:
         Tensor: (B, H, W) bool, True = kept.
     """
-    radius = _per_image(radius, 'radius', batch, device)
+    device = torch.device('cpu' if device is None else device)
+    radius = _per_image(radius, 'radius', batch, 'cpu')
     if bool((radius <= 0).any()):
         raise ValueError(f'radius must be > 0, got {radius.tolist()}')
+    lowpass = torch.as_tensor(lowpass, dtype=torch.bool, device='cpu')
+    if lowpass.dim() == 0:
+        lowpass = lowpass.expand(batch)
+    if lowpass.shape != (batch, ):
+        raise ValueError(f'lowpass must be a bool or a ({batch},) tensor, '
+                         f'got shape {tuple(lowpass.shape)}')
     dist = signed_frequency_distance(height, width, device)  # (H, W)
-    inside = dist[None] < radius[:, None, None]  # (B, H, W)
-    return inside if lowpass else ~inside
+    inside = dist[None] < host_to_device(radius, device)[:, None, None]
+    highpass = host_to_device(~lowpass, device)  # (B,)
+    return inside ^ highpass[:, None, None]  # (B, H, W)
 
 
 def frequency_keep_mask(images: torch.Tensor,
@@ -211,31 +253,28 @@ def mixed_keep_mask(images: torch.Tensor,
         spec = spectrum if spectrum is not None else torch.fft.fft2(
             images.float())
         com = _compression_keep_from_spectrum(spec, param)  # (B, H, W)
-        return com ^ (kind_index == 1).to(device)[:, None, None]
+        return com ^ host_to_device(kind_index == 1, device)[:, None, None]
     keep = torch.zeros(b, h, w, dtype=torch.bool, device=device)
     if bool(is_com.any()):
         idx = is_com.nonzero().squeeze(1)
-        idx_dev = idx.to(device)
-        spec = (spectrum[idx_dev] if spectrum is not None else
-                torch.fft.fft2(images[idx_dev].float()))
+        idx_dev = host_to_device(idx, device)
+        spec = (
+            spectrum[idx_dev] if spectrum is not None else torch.fft.fft2(
+                images[idx_dev].float()))
         com = _compression_keep_from_spectrum(spec, param[idx])  # (b', H, W)
-        invert = (kind_index[idx] == 1).to(device)[:, None, None]
-        keep[idx_dev] = com ^ invert
+        invert = host_to_device(kind_index[idx] == 1, device)  # (b',)
+        keep[idx_dev] = com ^ invert[:, None, None]
     if bool((~is_com).any()):
         idx = (~is_com).nonzero().squeeze(1)
-        if bool((param[idx] <= 0).any()):
-            raise ValueError(f'radius must be > 0, got {param[idx].tolist()}')
-        dist = signed_frequency_distance(h, w, device)  # (H, W)
-        inside = dist[None] < param[idx].to(device)[:, None, None]
-        invert = (kind_index[idx] == 3).to(device)[:, None, None]
-        keep[idx.to(device)] = inside ^ invert
+        keep[host_to_device(idx, device)] = radial_keep_mask(
+            len(idx), h, w, param[idx], kind_index[idx] == 2, device)
     return keep
 
 
-def apply_frequency_mask(images: torch.Tensor,
-                         keep: torch.Tensor,
-                         spectrum: Optional[torch.Tensor] = None
-                         ) -> torch.Tensor:
+def apply_frequency_mask(
+        images: torch.Tensor,
+        keep: torch.Tensor,
+        spectrum: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Filter images: ``real(ifft2(fft2(images) * keep))`` clamped to [0, 1].
 
     Args:
@@ -280,7 +319,6 @@ def filter_images(images: torch.Tensor, kind_index: torch.Tensor,
         return apply_frequency_mask(images, keep, spectrum), keep
 
 
-
 def kind_to_index(kinds: Sequence[str]) -> torch.Tensor:
     """Map filter kind names to indices of :data:`FILTER_KINDS`."""
     try:
@@ -299,7 +337,6 @@ def mfm_radius(size: int, radius_at_224: float = 16.0) -> float:
 __all__ = [
     'FILTER_KINDS', 'conjugate_partner', 'frequency_keep_mask',
     'apply_frequency_mask', 'compression_keep_mask', 'radial_keep_mask',
-    'mixed_keep_mask',
-    'filter_images', 'signed_frequency_distance', 'kind_to_index', 'mfm_radius'
+    'mixed_keep_mask', 'filter_images', 'signed_frequency_distance',
+    'kind_to_index', 'mfm_radius'
 ]
-

@@ -1,15 +1,13 @@
 """Shared fixtures: paths to the repository and the bundled data sets."""
 import os
 import os.path as osp
-import sys
 
 import pytest
 
+import folk  # noqa: F401  (compat fixes + registration)
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHARED = os.environ.get('FOLK_SHARED', osp.join(osp.dirname(REPO), 'shared'))
-sys.path.insert(0, osp.join(REPO, 'projects'))
-
-import folk  # noqa: E402,F401  (compat fixes + registration)
 
 
 def _require(path: str) -> str:

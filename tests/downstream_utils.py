@@ -21,8 +21,9 @@ PATCH = 8
 
 def build_pretrain_model(repo_root: str, method: str = 'folk', seed=0):
     """Build (and initialise) the demo FOLK model, or its MFM variant."""
-    import folk  # noqa: F401  (registers FOLK modules)
     from mmpretrain.registry import MODELS
+
+    import folk  # noqa: F401  (registers FOLK modules)
 
     cfg = Config.fromfile(osp.join(repo_root, DEMO_CFG)).model
     if method == 'mfm':
@@ -68,8 +69,11 @@ def mmpretrain_vit(out_type='raw', **kwargs):
     """MMPretrain ViT with the tiny arch (same as the demo backbone)."""
     from mmpretrain.models import VisionTransformer
     vit = VisionTransformer(
-        arch=dict(TINY_ARCH), img_size=IMG, patch_size=PATCH,
-        out_type=out_type, **kwargs)
+        arch=dict(TINY_ARCH),
+        img_size=IMG,
+        patch_size=PATCH,
+        out_type=out_type,
+        **kwargs)
     vit.eval()  # its train() override returns None
     return vit
 
@@ -78,19 +82,25 @@ def mmseg_vit(**kwargs):
     """MMSeg ViT with the tiny arch, configured like the FOLK seg configs."""
     from mmseg.models.backbones import VisionTransformer
     cfg = dict(
-        img_size=IMG, patch_size=PATCH, embed_dims=192, num_layers=4,
-        num_heads=3, mlp_ratio=4, qkv_bias=True, patch_bias=True,
-        norm_cfg=dict(type='LN', eps=1e-6), with_cls_token=True)
+        img_size=IMG,
+        patch_size=PATCH,
+        embed_dims=192,
+        num_layers=4,
+        num_heads=3,
+        mlp_ratio=4,
+        qkv_bias=True,
+        patch_bias=True,
+        norm_cfg=dict(type='LN', eps=1e-6),
+        with_cls_token=True)
     cfg.update(kwargs)
     vit = VisionTransformer(**cfg)
     vit.eval()
     return vit
 
 
-def convert_tiny(repo_root: str, tmp_dir: str, fmt: str,
-                 weights=None) -> str:
+def convert_tiny(repo_root: str, tmp_dir: str, fmt: str, weights=None) -> str:
     """A tiny FOLK checkpoint converted to ``fmt``; returns its path."""
-    from folk.converters import convert_checkpoint
+    from folk.downstream import convert_checkpoint
     src = osp.join(tmp_dir, 'folk_iter_2.pth')
     if not osp.exists(src):
         save_pretrain_checkpoint(build_pretrain_model(repo_root), src)
@@ -107,9 +117,10 @@ def run_config(cfg, work_dir: str):
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
 
-    from folk.utils import adapt_cfg_to_device
+    from folk.engine import adapt_cfg_to_device
 
     class MetricRecorder(Hook):
+
         def __init__(self):
             self.metrics = []
 

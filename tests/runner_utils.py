@@ -6,7 +6,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from folk.utils import adapt_cfg_to_device
+from folk.engine import adapt_cfg_to_device
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CFG = osp.join(REPO, 'configs', 'demo',
@@ -21,20 +21,27 @@ class LossRecorder(Hook):
         self.losses = {}
         self.crash_after = crash_after
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         self.losses[runner.iter + 1] = {
             k: v.item() if hasattr(v, 'item') else float(v)
-            for k, v in outputs.items()
-            if k.startswith('loss')
+            for k, v in outputs.items() if k.startswith('loss')
         }
         if self.crash_after is not None and runner.iter + 1 >= \
                 self.crash_after:
             raise KeyboardInterrupt('simulated crash')
 
 
-def demo_cfg(work_dir, data_root, max_iters=4, batch_size=8, ckpt_every=2,
-             config=DEMO_CFG, **options):
+def demo_cfg(work_dir,
+             data_root,
+             max_iters=4,
+             batch_size=8,
+             ckpt_every=2,
+             config=DEMO_CFG,
+             **options):
     cfg = Config.fromfile(config)
     cfg.work_dir = str(work_dir)
     cfg.experiment_name = f'test_{next(_counter)}'
@@ -44,11 +51,22 @@ def demo_cfg(work_dir, data_root, max_iters=4, batch_size=8, ckpt_every=2,
     cfg.train_dataloader.dataset.data_root = str(data_root)
     cfg.train_cfg.max_iters = max_iters
     cfg.param_scheduler = [
-        dict(type='CosineAnnealingLR', T_max=max_iters, by_epoch=False,
-             begin=0, end=max_iters)
+        dict(
+            type='CosineAnnealingLR',
+            T_max=max_iters,
+            by_epoch=False,
+            begin=0,
+            end=max_iters)
     ]
     cfg.default_hooks.checkpoint.interval = ckpt_every
     cfg.default_hooks.logger.interval = 1
+    # The demo's k-NN monitor (1,000 images) would dominate a 4-iteration
+    # test: keep it, on a bank and query set of one image per class.
+    for hook in cfg.custom_hooks:
+        if hook['type'] == 'KNNMonitorHook':
+            hook.update(bank_per_class=1, query_per_class=1, batch_size=10)
+            for split in ('bank', 'query'):
+                hook[split]['data_root'] = str(data_root)
     cfg.merge_from_dict(options)
     return adapt_cfg_to_device(cfg)
 

@@ -47,16 +47,16 @@ def test_point_sample_matches_grid_sample_definition():
     centre = torch.tensor([[[(3 + 0.5) / 7, (2 + 0.5) / 5]]]).repeat(2, 1, 1)
     torch.testing.assert_close(
         compat.point_sample(feat, centre)[..., 0], feat[:, :, 2, 3])
-    grid = F.grid_sample(feat, 2 * points[:, :, None] - 1,
-                         align_corners=False)[..., 0]
+    grid = F.grid_sample(
+        feat, 2 * points[:, :, None] - 1, align_corners=False)[..., 0]
     torch.testing.assert_close(out, grid)
 
 
 def test_sigmoid_focal_loss_reference_values():
     pred = torch.tensor([[2.0, -1.0, 0.5]])
     target = torch.tensor([1])
-    loss = compat.sigmoid_focal_loss(pred, target, gamma=2.0, alpha=0.25,
-                                     reduction='none')
+    loss = compat.sigmoid_focal_loss(
+        pred, target, gamma=2.0, alpha=0.25, reduction='none')
     p = torch.sigmoid(pred)
     expected = torch.stack([
         -(1 - 0.25) * p[0, 0]**2 * torch.log(1 - p[0, 0]),

@@ -108,8 +108,8 @@ def to_batch(x: np.ndarray) -> torch.Tensor:
 
 
 def resize01(x: np.ndarray, size: int) -> np.ndarray:
-    out = cv2.resize(x.transpose(1, 2, 0), (size, size),
-                     interpolation=cv2.INTER_AREA)
+    out = cv2.resize(
+        x.transpose(1, 2, 0), (size, size), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(np.clip(out, 0, 1).transpose(2, 0, 1))
 
 
@@ -162,13 +162,15 @@ def test_radial_masks_match_numpy(image_set, radius):
             ref = ref_radial_keep(h, w, radius, kind == 'lowpass')
             np.testing.assert_array_equal(keep[0].numpy(), ref)
             np.testing.assert_array_equal(
-                F.radial_keep_mask(1, h, w, radius, kind == 'lowpass')[0],
-                ref)
+                F.radial_keep_mask(1, h, w, radius, kind == 'lowpass')[0], ref)
 
 
-FILTER_CASES = [('com', r) for r in RATIOS] + [('rcom', r) for r in RATIOS] + [
-    ('lowpass', 4.0), ('lowpass', 16.0), ('highpass', 4.0), ('highpass', 16.0)
-]
+FILTER_CASES = [('com', r)
+                for r in RATIOS] + [('rcom', r)
+                                    for r in RATIOS] + [('lowpass', 4.0),
+                                                        ('lowpass', 16.0),
+                                                        ('highpass', 4.0),
+                                                        ('highpass', 16.0)]
 
 
 def test_filtered_images_match_numpy(image_set):
@@ -177,10 +179,15 @@ def test_filtered_images_match_numpy(image_set):
             ref_keep_mask = ref_keep(x, kind, param)
             expected = ref_filter(x, ref_keep_mask)
             out = F.apply_frequency_mask(
-                to_batch(x), torch.from_numpy(ref_keep_mask)[None])
+                to_batch(x),
+                torch.from_numpy(ref_keep_mask)[None])
             assert out.shape == (1, ) + x.shape and out.dtype == torch.float32
-            np.testing.assert_allclose(out[0].numpy(), expected, atol=1e-5,
-                                       rtol=0, err_msg=f'{kind} {param}')
+            np.testing.assert_allclose(
+                out[0].numpy(),
+                expected,
+                atol=1e-5,
+                rtol=0,
+                err_msg=f'{kind} {param}')
 
 
 def test_filter_images_matches_numpy_on_mixed_batch(images):
@@ -193,9 +200,8 @@ def test_filter_images_matches_numpy_on_mixed_batch(images):
     for i, (x, (kind, param)) in enumerate(zip(images, cases)):
         ref_keep_mask = ref_keep(x, kind, param)
         np.testing.assert_array_equal(keep[i].numpy(), ref_keep_mask)
-        np.testing.assert_allclose(out[i].numpy(),
-                                   ref_filter(x, ref_keep_mask), atol=1e-5,
-                                   rtol=0)
+        np.testing.assert_allclose(
+            out[i].numpy(), ref_filter(x, ref_keep_mask), atol=1e-5, rtol=0)
 
 
 # ---------------------------------------------------------------------------
@@ -263,8 +269,8 @@ def test_lowpass_16_on_224_is_mfm_circle(images):
     circle_centred = np.sqrt((yy - 112)**2 + (xx - 112)**2) < 16
     mfm = np.fft.ifftshift(circle_centred)
     np.testing.assert_array_equal(keep.numpy(), mfm)
-    np.testing.assert_array_equal(np.fft.fftshift(keep.numpy()),
-                                  circle_centred)
+    np.testing.assert_array_equal(
+        np.fft.fftshift(keep.numpy()), circle_centred)
     assert bool(keep[0, 0])  # DC kept
     # about 1.6 % of the spectrum (FOLK_METHOD section 3)
     assert 0.015 < keep.float().mean().item() < 0.017
@@ -287,8 +293,10 @@ def test_signed_frequency_distance():
 
 def test_mixed_kinds_equal_per_kind_calls(images):
     batch = torch.from_numpy(np.stack(images))
-    kinds = ['com', 'rcom', 'lowpass', 'highpass', 'rcom', 'com', 'highpass',
-             'lowpass']
+    kinds = [
+        'com', 'rcom', 'lowpass', 'highpass', 'rcom', 'com', 'highpass',
+        'lowpass'
+    ]
     params = [0.005, 0.01, 16.0, 9.0, 0.05, 0.05, 4.0, 2.5]
     kind_index = F.kind_to_index(kinds)
     param = torch.tensor(params)
@@ -306,7 +314,9 @@ def test_mixed_kinds_equal_per_kind_calls(images):
             radius=p if kind in ('lowpass', 'highpass') else None)
         assert torch.equal(mixed[i:i + 1], single), kind
         torch.testing.assert_close(
-            out[i:i + 1], F.apply_frequency_mask(xi, single), atol=1e-6,
+            out[i:i + 1],
+            F.apply_frequency_mask(xi, single),
+            atol=1e-6,
             rtol=0)
 
 
@@ -327,8 +337,8 @@ def test_per_image_ratio_and_radius_tensors(images):
     for kind in ('com', 'rcom'):
         keep = F.frequency_keep_mask(batch, kind, ratio=ratios)
         for i in range(6):
-            single = F.frequency_keep_mask(batch[i:i + 1], kind,
-                                           ratio=float(ratios[i]))
+            single = F.frequency_keep_mask(
+                batch[i:i + 1], kind, ratio=float(ratios[i]))
             assert torch.equal(keep[i:i + 1], single)
         # different ratios -> different kept fractions, as requested
         counts = keep.flatten(1).sum(1)
@@ -357,8 +367,8 @@ def test_half_precision_inputs(images, dtype, atol):
     torch.testing.assert_close(out.float(), out32, atol=atol, rtol=0)
     for kind, ratio in (('com', 0.01), ('rcom', 0.05)):
         m = F.frequency_keep_mask(batch, kind, ratio=ratio)
-        assert torch.equal(m, F.frequency_keep_mask(as_fp32, kind,
-                                                    ratio=ratio))
+        assert torch.equal(m,
+                           F.frequency_keep_mask(as_fp32, kind, ratio=ratio))
     applied = F.apply_frequency_mask(batch, keep)
     assert applied.dtype == dtype
     torch.testing.assert_close(applied.float(), out32, atol=atol, rtol=0)
@@ -390,9 +400,11 @@ def test_batched_equals_per_image(image_set):
             xi = batch[i:i + 1]
             ki = F.frequency_keep_mask(xi, kind, **kw)
             assert torch.equal(keep[i:i + 1], ki), (kind, i)
-            torch.testing.assert_close(out[i:i + 1],
-                                       F.apply_frequency_mask(xi, ki),
-                                       atol=1e-6, rtol=0)
+            torch.testing.assert_close(
+                out[i:i + 1],
+                F.apply_frequency_mask(xi, ki),
+                atol=1e-6,
+                rtol=0)
 
 
 def test_output_range_and_identity(images):
@@ -403,15 +415,17 @@ def test_output_range_and_identity(images):
     # keeping everything (com ratio 1) returns the image
     full = F.frequency_keep_mask(batch, 'com', ratio=1.0)
     assert bool(full.all())
-    torch.testing.assert_close(F.apply_frequency_mask(batch, full), batch,
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        F.apply_frequency_mask(batch, full), batch, atol=1e-5, rtol=0)
     # keeping only DC gives the per-channel mean everywhere
     dc = torch.zeros(3, 128, 128, dtype=torch.bool)
     dc[:, 0, 0] = True
     flat = F.apply_frequency_mask(batch, dc)
     torch.testing.assert_close(
-        flat, batch.mean(dim=(2, 3), keepdim=True).expand_as(batch),
-        atol=1e-5, rtol=0)
+        flat,
+        batch.mean(dim=(2, 3), keepdim=True).expand_as(batch),
+        atol=1e-5,
+        rtol=0)
 
 
 def test_kind_to_index():
@@ -424,8 +438,8 @@ def test_kind_to_index():
 # Bad input
 # ---------------------------------------------------------------------------
 def _img(*shape, dtype=torch.float32):
-    return torch.rand(*shape, generator=torch.Generator().manual_seed(0)).to(
-        dtype)
+    return torch.rand(
+        *shape, generator=torch.Generator().manual_seed(0)).to(dtype)
 
 
 @pytest.mark.parametrize('fn', [
@@ -442,15 +456,15 @@ def test_wrong_rank(fn):
 
 def test_integer_dtype_and_non_tensor():
     with pytest.raises(TypeError, match=r'images must be a float tensor'):
-        F.frequency_keep_mask(torch.zeros(1, 3, 8, 8, dtype=torch.uint8),
-                              'com', ratio=0.1)
+        F.frequency_keep_mask(
+            torch.zeros(1, 3, 8, 8, dtype=torch.uint8), 'com', ratio=0.1)
     with pytest.raises(TypeError, match=r'images must be a float tensor'):
         F.filter_images(
             torch.zeros(1, 3, 8, 8, dtype=torch.int64), torch.tensor([0]),
             torch.tensor([0.1]))
     with pytest.raises(TypeError, match=r'images must be a torch.Tensor'):
-        F.frequency_keep_mask(np.zeros((1, 3, 8, 8), np.float32), 'com',
-                              ratio=0.1)
+        F.frequency_keep_mask(
+            np.zeros((1, 3, 8, 8), np.float32), 'com', ratio=0.1)
 
 
 @pytest.mark.parametrize('bad', [-0.1, 1.5, 255.0])

@@ -18,7 +18,9 @@ step() { echo; echo "=== [$(( $(date +%s) - start ))s] $*"; }
 step "1/4 FOLK pre-training (configs/demo, 200 iterations)"
 $PYTHON tools/train.py configs/demo/folk_vit-tiny-p8_1xb32-200i_imagenette128.py \
     --work-dir "$WORK/pretrain" \
-    --cfg-options train_dataloader.dataset.data_root="$DATA/imagenette128/"
+    --cfg-options train_dataloader.dataset.data_root="$DATA/imagenette128/" \
+    custom_hooks.1.bank.data_root="$DATA/imagenette128/" \
+    custom_hooks.1.query.data_root="$DATA/imagenette128/"
 CKPT=$(cat "$WORK/pretrain/last_checkpoint")
 
 step "2/4 conversion of $CKPT"
@@ -46,5 +48,7 @@ $PYTHON tools/train.py \
 step "done: pre-training, conversion, fine-tune and segmentation in $WORK"
 last() { grep -ho "$1" "$2"/*/*.log 2>/dev/null | tail -1; }
 echo "pre-training (last logged): $(last 'loss_freq: [0-9.]*  loss_distill: [0-9.]*' "$WORK/pretrain")"
+echo "pre-training k-NN top-1:    $(last 'k-NN top-1 (%) at iteration [0-9]*: teacher [0-9.]*, student [0-9.]*' "$WORK/pretrain")"
+echo "teacher entropy (nats):     $(last 'teacher_entropy: [0-9.]*  teacher_marginal_entropy: [0-9.]*' "$WORK/pretrain")"
 echo "Imagenette fine-tune:       $(last 'accuracy/top1: [0-9.]*' "$WORK/finetune")"
 echo "CamVid UperNet:             $(last 'mIoU: [0-9.]*' "$WORK/camvid")"

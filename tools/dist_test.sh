@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Usage: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
+# The folk package must be installed (make install, or pip install -e .).
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
@@ -8,7 +9,6 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
-PYTHONPATH="$(dirname $0)/../projects:$PYTHONPATH" \
 ${PYTHON:-python} -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \

@@ -2,6 +2,7 @@
 # Usage: bash tools/dist_train.sh CONFIG GPUS [train.py args...]
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT. Runs with torchrun; on a
 # machine without CUDA the processes use the gloo backend on CPU.
+# The folk package must be installed (make install, or pip install -e .).
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
@@ -9,7 +10,6 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
-PYTHONPATH="$(dirname $0)/../projects:$PYTHONPATH" \
 ${PYTHON:-python} -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Usage: [GPUS=8] [GPUS_PER_NODE=8] [CPUS_PER_TASK=5] [SRUN_ARGS=...] \
 #        bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [args...]
+# The folk package must be installed (make install, or pip install -e .).
 set -x
 PARTITION=$1
 JOB_NAME=$2
@@ -12,7 +13,6 @@ CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
 PY_ARGS=${@:5}
 
-PYTHONPATH="$(dirname $0)/../projects:$PYTHONPATH" \
 srun -p ${PARTITION} \
     --job-name=${JOB_NAME} \
     --gres=gpu:${GPUS_PER_NODE} \

@@ -6,13 +6,9 @@ CHECKPOINT, ``--work-dir``, ``--out``, ``--cfg-options``, ``--launcher``.
 import argparse
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                            'projects'))
-
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
 
 
 def parse_args():
@@ -41,8 +37,8 @@ def parse_args():
 
 def main():
     args = parse_args()
-    import folk  # noqa: F401  (applies compat fixes, registers modules)
-    from folk.utils import adapt_cfg_to_device
+    # applies the compatibility fixes and registers FOLK's modules
+    from folk.engine import adapt_cfg_to_device
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:

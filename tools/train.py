@@ -2,18 +2,14 @@
 
 Same arguments as MMPretrain's ``tools/train.py``. On a machine without
 CUDA the config is adapted so that the same config runs on CPU (see
-:func:`folk.utils.adapt_cfg_to_device`).
+:func:`folk.engine.adapt_cfg_to_device`).
 """
 import argparse
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                            'projects'))
-
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
 
 
 def parse_args():
@@ -27,7 +23,13 @@ def parse_args():
         const='auto',
         help='If specify checkpoint path, resume from it, while if not '
         'specify, try to auto resume from the latest checkpoint '
-        'in the work directory.')
+        'in the work directory. With SafeCheckpointHook (the FOLK / MFM '
+        'configs) auto-resume skips truncated or corrupt checkpoints, and a '
+        'resume whose config differs from the checkpoint\'s in '
+        'training-relevant keys (model, optimizer, schedule, train loop, '
+        'training data) stops with the list of changed keys; accept them '
+        'with --cfg-options '
+        'default_hooks.checkpoint.resume_allow_changes=True.')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -107,10 +109,36 @@ def merge_args(cfg, args):
     return cfg
 
 
+def log_lr_scaling(cfg, world_size: int, logger) -> None:
+    """Log the base learning rate the run trains at.
+
+    MMEngine's Runner multiplies the optimizer's lr by
+    ``world_size * batch_size / auto_scale_lr.base_batch_size`` when
+    ``auto_scale_lr.enable`` is true (``Runner.scale_lr``, before the
+    schedulers are built) but logs only the ratio. Without scaling, a total
+    batch other than the base one is warned about.
+    """
+    lr = cfg.get('optim_wrapper', {}).get('optimizer', {}).get('lr')
+    batch = (cfg.get('train_dataloader') or {}).get('batch_size')
+    scale = cfg.get('auto_scale_lr') or {}
+    base = scale.get('base_batch_size')
+    if lr is None or batch is None or base is None:
+        return
+    total = world_size * batch
+    if scale.get('enable', False):
+        logger.info(f'auto_scale_lr: total batch {total} ({world_size} '
+                    f'process(es) x {batch}), base batch {base}: base lr '
+                    f'{lr:g} x {total / base:g} = {lr * total / base:g}')
+    elif total != base:
+        logger.warning(f'total batch {total} ({world_size} x {batch}) but '
+                       f'the lr {lr:g} is meant for {base} and auto_scale_lr'
+                       f' is disabled: training at lr {lr:g}')
+
+
 def main():
     args = parse_args()
-    import folk  # noqa: F401  (applies compat fixes, registers modules)
-    from folk.utils import adapt_cfg_to_device
+    # applies the compatibility fixes and registers FOLK's modules
+    from folk.engine import adapt_cfg_to_device
 
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
@@ -119,6 +147,7 @@ def main():
     runner.logger.info(
         f'World size: {runner.world_size} (rank {runner.rank}, launcher '
         f'{cfg.launcher}, backend {cfg.env_cfg.dist_cfg.get("backend")})')
+    log_lr_scaling(cfg, runner.world_size, runner.logger)
     runner.train()
 
 

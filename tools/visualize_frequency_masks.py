@@ -17,23 +17,15 @@ Usage::
 import argparse
 import os
 import os.path as osp
-import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from folk.frequency import filter_images, kind_to_index, mfm_radius
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if osp.join(REPO, 'projects') not in sys.path:
-    sys.path.insert(0, osp.join(REPO, 'projects'))
-
-from folk.frequency import (filter_images, kind_to_index,  # noqa: E402
-                            mfm_radius)
 
 RATIOS = (0.005, 0.01, 0.05)
 COLUMNS = ('original', 'log |FFT| (shifted)', 'keep mask (shifted)',
@@ -48,26 +40,43 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Draw Com / RCom / low-pass / high-pass frequency masks.')
     parser.add_argument(
-        'images', nargs='*',
+        'images',
+        nargs='*',
         help='image files (default: the first --num images of val.txt in '
         '--data-root)')
-    parser.add_argument('--data-root', default=DEFAULT_DATA_ROOT,
-                        help='Imagenette folder with val.txt (default: '
-                        '../shared/data/imagenette128 beside the repo)')
-    parser.add_argument('--num', type=int, default=3,
-                        help='images taken from val.txt (default: 3)')
-    parser.add_argument('--size', type=int, default=None,
-                        help='resize every image to size x size first')
-    parser.add_argument('--out', default=DEFAULT_OUT,
-                        help='output PNG (default: docs/img/'
-                        'frequency_masks.png)')
-    parser.add_argument('--panel', type=float, default=1.25,
-                        help='panel size in inches (default: 1.25)')
-    parser.add_argument('--dpi', type=int, default=72,
-                        help='PNG resolution (default: 72)')
-    parser.add_argument('--colors', type=int, default=256,
-                        help='save as a palette PNG with this many colours '
-                        '(smaller file); 0 keeps full colour (default: 256)')
+    parser.add_argument(
+        '--data-root',
+        default=DEFAULT_DATA_ROOT,
+        help='Imagenette folder with val.txt (default: '
+        '../shared/data/imagenette128 beside the repo)')
+    parser.add_argument(
+        '--num',
+        type=int,
+        default=3,
+        help='images taken from val.txt (default: 3)')
+    parser.add_argument(
+        '--size',
+        type=int,
+        default=None,
+        help='resize every image to size x size first')
+    parser.add_argument(
+        '--out',
+        default=DEFAULT_OUT,
+        help='output PNG (default: docs/img/'
+        'frequency_masks.png)')
+    parser.add_argument(
+        '--panel',
+        type=float,
+        default=1.25,
+        help='panel size in inches (default: 1.25)')
+    parser.add_argument(
+        '--dpi', type=int, default=72, help='PNG resolution (default: 72)')
+    parser.add_argument(
+        '--colors',
+        type=int,
+        default=256,
+        help='save as a palette PNG with this many colours '
+        '(smaller file); 0 keeps full colour (default: 256)')
     return parser.parse_args(argv)
 
 
@@ -117,8 +126,12 @@ def image_name(path: str, index: int) -> str:
     return f'#{index + 1} {parent[:14]}'
 
 
-def render(paths: Sequence[str], out: str, size: Optional[int] = None,
-           panel: float = 1.25, dpi: int = 72, colors: int = 256) -> Dict:
+def render(paths: Sequence[str],
+           out: str,
+           size: Optional[int] = None,
+           panel: float = 1.25,
+           dpi: int = 72,
+           colors: int = 256) -> Dict:
     """Draw the grid for ``paths`` into ``out``; return what was drawn."""
     images = [load_rgb01(p, size) for p in paths]
     rows = []
@@ -144,21 +157,35 @@ def render(paths: Sequence[str], out: str, size: Optional[int] = None,
                     filtered=filtered[0].permute(1, 2, 0).numpy()))
 
     fig_w, fig_h = figure_inches(len(rows), panel)
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(
-        len(rows), len(COLUMNS), figsize=(fig_w, fig_h), dpi=dpi,
+        len(rows),
+        len(COLUMNS),
+        figsize=(fig_w, fig_h),
+        dpi=dpi,
         squeeze=False)
-    fig.subplots_adjust(left=LABEL_W / fig_w, right=1 - 0.02 / fig_w,
-                        top=1 - TITLE_H / fig_h, bottom=0.02 / fig_h,
-                        wspace=0.04, hspace=0.04)
+    fig.subplots_adjust(
+        left=LABEL_W / fig_w,
+        right=1 - 0.02 / fig_w,
+        top=1 - TITLE_H / fig_h,
+        bottom=0.02 / fig_h,
+        wspace=0.04,
+        hspace=0.04)
     for i, row in enumerate(rows):
-        panels = (row['image'], row['spectrum'], row['keep'],
-                  row['filtered'])
+        panels = (row['image'], row['spectrum'], row['keep'], row['filtered'])
         for j, ax in enumerate(axes[i]):
             if j == 1:
                 ax.imshow(panels[j], cmap='magma')
             elif j == 2:
-                ax.imshow(panels[j], cmap='gray', vmin=0, vmax=1,
-                          interpolation='nearest')
+                ax.imshow(
+                    panels[j],
+                    cmap='gray',
+                    vmin=0,
+                    vmax=1,
+                    interpolation='nearest')
             else:
                 ax.imshow(np.clip(panels[j], 0, 1))
             ax.set_xticks([])
@@ -168,7 +195,11 @@ def render(paths: Sequence[str], out: str, size: Optional[int] = None,
         axes[i][0].set_ylabel(
             f"{row['name']}\n{row['label']}\nkeeps "
             f"{100 * row['kept']:.1f}%",
-            fontsize=7, rotation=0, ha='right', va='center', labelpad=4)
+            fontsize=7,
+            rotation=0,
+            ha='right',
+            va='center',
+            labelpad=4)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     fig.savefig(out, dpi=dpi)
     plt.close(fig)
@@ -176,17 +207,29 @@ def render(paths: Sequence[str], out: str, size: Optional[int] = None,
         from PIL import Image
         with Image.open(out) as im:
             rgb = im.convert('RGB')
-        rgb.quantize(colors=colors, method=Image.Quantize.MEDIANCUT,
-                     dither=Image.Dither.NONE).save(out, optimize=True)
-    return dict(out=out, rows=rows, inches=(fig_w, fig_h), dpi=dpi,
-                pixels=(int(round(fig_h * dpi)), int(round(fig_w * dpi))))
+        rgb.quantize(
+            colors=colors,
+            method=Image.Quantize.MEDIANCUT,
+            dither=Image.Dither.NONE).save(
+                out, optimize=True)
+    return dict(
+        out=out,
+        rows=rows,
+        inches=(fig_w, fig_h),
+        dpi=dpi,
+        pixels=(int(round(fig_h * dpi)), int(round(fig_w * dpi))))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
     paths = args.images or default_images(args.data_root, args.num)
-    info = render(paths, args.out, size=args.size, panel=args.panel,
-                  dpi=args.dpi, colors=args.colors)
+    info = render(
+        paths,
+        args.out,
+        size=args.size,
+        panel=args.panel,
+        dpi=args.dpi,
+        colors=args.colors)
     kb = osp.getsize(args.out) / 1024
     print(f"wrote {args.out}: {len(info['rows'])} rows x {len(COLUMNS)} "
           f"columns, {info['pixels'][1]}x{info['pixels'][0]} px, "

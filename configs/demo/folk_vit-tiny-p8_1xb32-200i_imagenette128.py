@@ -32,9 +32,19 @@ model = dict(
 
 train_pipeline = [
     dict(type='LoadImageFromFileSafe'),
-    dict(type='FOLKViews', crop_size=crop, crop_scale=(0.25, 1.0)),
+    dict(
+        type='FOLKViews',
+        crop_size=crop,
+        crop_scale=(0.25, 1.0),
+        photometric='device',
+        # DINO's blur radius (0.1-2 px) is meant for 224 px crops: scaled
+        blur_sigma=(0.1 * crop / 224, 2.0 * crop / 224)),
     dict(type='RandomFrequencyFilter', filters={{_base_.folk_filters}}),
-    dict(type='PackInputs', meta_keys=['img_path', 'freq_kind', 'freq_param'])
+    dict(
+        type='PackInputs',
+        meta_keys=[
+            'img_path', 'freq_kind', 'freq_param', 'photometric_params'
+        ])
 ]
 train_dataloader = dict(
     batch_size=32,
@@ -62,15 +72,53 @@ optim_wrapper = dict(
             'cls_token': dict(decay_mult=0.),
         }))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,
-         end=20),
-    dict(type='CosineAnnealingLR', T_max=180, eta_min=1e-5, by_epoch=False,
-         begin=20, end=200)
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=20),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=180,
+        eta_min=1e-5,
+        by_epoch=False,
+        begin=20,
+        end=200)
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=200)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(
-        type='SafeCheckpointHook', by_epoch=False, interval=100,
+        type='SafeCheckpointHook',
+        by_epoch=False,
+        interval=100,
         max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)
+# Monitors (docs/monitoring.md): k-NN top-1 of the teacher's and the
+# student's [CLS] features (bank: 50 train images per class, queries: 50 val
+# images per class, 64 px centre crops) every 100 iterations, and the check
+# of the teacher's output entropy for collapse.
+knn_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=73, edge='short'),
+    dict(type='CenterCrop', crop_size=crop),
+    dict(type='PackInputs')
+]
+custom_hooks = [
+    dict(type='NonFiniteLossHook', policy='raise'),
+    dict(
+        type='KNNMonitorHook',
+        bank=dict(
+            type='CustomDataset',
+            data_root=data_root,
+            ann_file='train.txt',
+            data_prefix=''),
+        query=dict(
+            type='CustomDataset',
+            data_root=data_root,
+            ann_file='val.txt',
+            data_prefix=''),
+        pipeline=knn_pipeline,
+        bank_per_class=50,
+        query_per_class=50,
+        interval=100,
+        batch_size=100,
+        num_workers=0),
+    dict(type='CollapseMonitorHook', interval=10),
+]

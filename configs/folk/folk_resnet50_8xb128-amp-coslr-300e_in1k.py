@@ -12,5 +12,8 @@ model = dict(
     projector=dict(in_channels=2048))
 # MFM's ResNet-50 recipe (low-pass p=0.3) is in the mfm_ config; FOLK keeps
 # Com / RCom with p=0.5. CNNs use no pos_embed / cls_token keys.
-optim_wrapper = dict(paramwise_cfg=dict(_delete_=True, norm_decay_mult=0.0,
-                                        bias_decay_mult=0.0))
+optim_wrapper = dict(
+    paramwise_cfg=dict(
+        _delete_=True, norm_decay_mult=0.0, bias_decay_mult=0.0))
+# fixed 224 px input: let cuDNN pick the fastest convolution algorithms
+env_cfg = dict(cudnn_benchmark=True)

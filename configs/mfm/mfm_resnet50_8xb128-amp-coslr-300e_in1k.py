@@ -26,5 +26,8 @@ train_pipeline = [
     dict(type='PackInputs', meta_keys=['img_path', 'freq_kind', 'freq_param'])
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-optim_wrapper = dict(paramwise_cfg=dict(_delete_=True, norm_decay_mult=0.0,
-                                        bias_decay_mult=0.0))
+optim_wrapper = dict(
+    paramwise_cfg=dict(
+        _delete_=True, norm_decay_mult=0.0, bias_decay_mult=0.0))
+# fixed 224 px input: let cuDNN pick the fastest convolution algorithms
+env_cfg = dict(cudnn_benchmark=True)

@@ -6,7 +6,6 @@ import numpy as np
 from mmcv.transforms import LoadImageFromFile
 from mmengine import fileio
 from mmengine.logging import print_log
-
 from mmpretrain.registry import TRANSFORMS
 
 
@@ -102,8 +101,9 @@ class LoadImageFromFileSafe(LoadImageFromFile):
         msg = f'cannot use image file {filename!r}: {reason}'
         if self.on_error == 'raise':
             raise ImageLoadError(msg)
-        print_log(f'{msg}; skipped (on_error="skip")', logger='current',
-                  level=30)  # logging.WARNING
+        print_log(
+            f'{msg}; skipped (on_error="skip")', logger='current',
+            level=30)  # logging.WARNING
 
     def transform(self, results: dict) -> Optional[dict]:
         """Load ``results['img_path']`` into ``results['img']``."""
@@ -111,13 +111,13 @@ class LoadImageFromFileSafe(LoadImageFromFile):
         try:
             data = fileio.get(filename, backend_args=self.backend_args)
         except Exception as err:  # noqa: BLE001 - reported with the file
-            return self._reject(filename, f'cannot read the file '
-                                f'({type(err).__name__}: {err})')
+            return self._reject(
+                filename, f'cannot read the file '
+                f'({type(err).__name__}: {err})')
         if not data:
             return self._reject(filename, 'empty file')
         try:
-            img = cv2.imdecode(
-                np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         except cv2.error as err:
             return self._reject(filename, f'OpenCV cannot decode it ({err})')
         if img is None:

@@ -2,16 +2,18 @@
 import copy
 import difflib
 import math
+import random
 from numbers import Number
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from mmcv.transforms import BaseTransform
+from mmcv.transforms import BaseTransform, Compose
 from mmcv.transforms.utils import cache_randomness
-
 from mmpretrain.registry import TRANSFORMS
+
 from ..frequency import FILTER_KINDS, filter_images
+from ..photometric import apply_photometric_cpu, identity_params
 
 _FILTER_KEYS = {
     'com': ('kind', 'ratios', 'prob'),
@@ -48,23 +50,24 @@ def check_filters(filters: Sequence[dict],
         if unknown:
             hints = ''.join(
                 f' (did you mean {close[0]!r} for {key!r}?)'
-                for key in sorted(unknown) for close in [
-                    difflib.get_close_matches(key, _FILTER_KEYS[kind], 1)]
+                for key in sorted(unknown) for close in
+                [difflib.get_close_matches(key, _FILTER_KEYS[kind], 1)]
                 if close)
             raise ValueError(f'{where} has unknown key(s) {sorted(unknown)} '
                              f'for kind {kind!r}; allowed: '
                              f'{list(_FILTER_KEYS[kind])}{hints}')
         prob = f.get('prob', None)
         if not isinstance(prob, Number) or prob <= 0:
-            raise ValueError(f'{where}.prob must be a number > 0, got {prob!r}')
+            raise ValueError(
+                f'{where}.prob must be a number > 0, got {prob!r}')
         g = dict(kind=kind, prob=float(prob))
         if kind in ('com', 'rcom'):
             ratios = f.get('ratios', None)
             if isinstance(ratios, Number):
                 ratios = (ratios, )
             if (not isinstance(ratios, Sequence) or len(ratios) == 0
-                    or not all(isinstance(r, Number) and 0 < r <= 1
-                               for r in ratios)):
+                    or not all(
+                        isinstance(r, Number) and 0 < r <= 1 for r in ratios)):
                 raise ValueError(f'{where}.ratios must be a non-empty list of '
                                  f'numbers in (0, 1], got {ratios!r}')
             g['ratios'] = tuple(float(r) for r in ratios)
@@ -136,8 +139,8 @@ class RandomFrequencyFilter(BaseTransform):
     def _choose(self, num_views: int) -> List[Tuple[str, float]]:
         choices = []
         for _ in range(num_views):
-            f = self.filters[np.random.choice(len(self.filters),
-                                              p=self._probs)]
+            f = self.filters[np.random.choice(
+                len(self.filters), p=self._probs)]
             if 'ratios' in f:
                 param = f['ratios'][np.random.randint(len(f['ratios']))]
             else:
@@ -154,6 +157,12 @@ class RandomFrequencyFilter(BaseTransform):
         choices = self._choose(len(views))
         results['freq_kind'] = [c[0] for c in choices]
         results['freq_param'] = [c[1] for c in choices]
+        if self.apply and 'photometric_params' in results:
+            raise ValueError(
+                'RandomFrequencyFilter(apply=True) filters the views here, '
+                'but their photometric augmentation runs later on the '
+                "device (FOLKViews(photometric='device')): use "
+                "photometric='cpu' with apply=True, or apply=False")
         if self.apply:
             keeps, filtered = [], []
             for view, (kind, param) in zip(views, choices):
@@ -178,18 +187,38 @@ class RandomFrequencyFilter(BaseTransform):
                 f'apply={self.apply})')
 
 
-def folk_view_transforms(view_index: int,
-                         crop_size: int = 224,
-                         crop_scale: Tuple[float, float] = (0.25, 1.0),
-                         photometric: bool = True,
-                         jitter_backend: str = 'cv2') -> List[dict]:
-    """Transform configs of FOLK view ``view_index`` (0 or 1).
+# DINO's global-view recipe (MMPretrain's ColorJitter / RandomGrayscale /
+# GaussianBlur / Solarize configuration in :func:`folk_view_transforms`).
+JITTER_PROB = 0.8
+JITTER_RANGES = dict(
+    brightness=(0.6, 1.4),
+    contrast=(0.6, 1.4),
+    saturation=(0.8, 1.2),
+    hue=(-0.1, 0.1))
+GRAYSCALE_PROB = 0.2
+BLUR_PROBS = (1.0, 0.1)  # per view
+BLUR_SIGMA_RANGE = (0.1, 2.0)
+SOLARIZE_PROBS = (0.0, 0.2)  # per view
+
+
+def folk_view_transforms(
+        view_index: int,
+        crop_size: int = 224,
+        crop_scale: Tuple[float, float] = (0.25, 1.0),
+        photometric: bool = True,
+        jitter_backend: str = 'cv2',
+        blur_sigma: Tuple[float, float] = BLUR_SIGMA_RANGE) -> List[dict]:
+    """MMPretrain transform configs of FOLK view ``view_index`` (0 or 1).
 
     RandomResizedCrop (bicubic) + flip and, with ``photometric``, DINO's
-    global photometric augmentation: colour jitter (p=0.8), grayscale
-    (p=0.2), Gaussian blur (p=1.0 for view 0, 0.1 for view 1) and
-    solarisation (p=0.2, view 1 only). ``jitter_backend`` is the image
-    backend of MMPretrain's ``ColorJitter`` (see :class:`FOLKViews`).
+    global photometric augmentation as MMPretrain transforms: colour jitter
+    (p=0.8), grayscale (p=0.2), Gaussian blur (p=1.0 for view 0, 0.1 for
+    view 1) and solarisation (p=0.2, view 1 only). :class:`FOLKViews` runs
+    the crop and flip of this list and draws the photometric parameters
+    itself, with the same random calls in the same order, so that with the
+    same seed it gives the images of this list (tested); the list is kept
+    as the reference of the recipe. ``blur_sigma`` is the Gaussian blur's
+    radius range in pixels (DINO's 0.1-2.0 is meant for 224 px crops).
     """
     view = [
         dict(
@@ -213,67 +242,126 @@ def folk_view_transforms(view_index: int,
                         hue=0.1,
                         backend=jitter_backend)
                 ],
-                prob=0.8),
+                prob=JITTER_PROB),
             dict(
                 type='RandomGrayscale',
-                prob=0.2,
+                prob=GRAYSCALE_PROB,
                 keep_channels=True,
                 channel_weights=(0.114, 0.587, 0.2989)),
             dict(
                 type='GaussianBlur',
-                magnitude_range=(0.1, 2.0),
+                magnitude_range=tuple(blur_sigma),
                 magnitude_std='inf',
-                prob=1.0 if view_index == 0 else 0.1),
+                prob=BLUR_PROBS[view_index]),
         ]
         if view_index == 1:
-            view.append(dict(type='Solarize', thr=128, prob=0.2))
+            view.append(dict(type='Solarize', thr=128, prob=SOLARIZE_PROBS[1]))
     return view
+
+
+def draw_photometric_params(
+        view_index: int,
+        blur_sigma: Tuple[float, float] = BLUR_SIGMA_RANGE) -> dict:
+    """Draw one view's photometric parameters (see
+    :data:`folk.photometric.PARAM_KEYS`).
+
+    Makes the random calls of MMPretrain's chain in
+    :func:`folk_view_transforms`, in its order, from the same generators
+    (``numpy.random``; ``random`` for the grayscale draw, as MMCV's
+    ``RandomGrayscale``): with the same seed the parameters are those the
+    chain uses, so both give the same images (tested). Reproducible with the
+    data-loader worker seeds that MMEngine sets.
+    """
+    params = identity_params()
+    # RandomApply(ColorJitter): apply?, then ColorJitter._rand_params
+    if np.random.rand() < JITTER_PROB:
+        params['jitter'] = True
+        params['order'] = tuple(int(i) for i in np.random.permutation(4))
+        for name in ('brightness', 'contrast', 'saturation', 'hue'):
+            params[name] = float(np.random.uniform(*JITTER_RANGES[name]))
+    # RandomGrayscale
+    params['grayscale'] = random.random() < GRAYSCALE_PROB
+    # GaussianBlur: random_disable, then random_magnitude with
+    # magnitude_level 10, magnitude_std 'inf', total_level 10
+    if not np.random.rand() > BLUR_PROBS[view_index]:
+        low, high = blur_sigma
+        magnitude = np.random.uniform(0, 10)
+        params['blur_sigma'] = float((magnitude / 10) * (high - low) + low)
+    if view_index == 1:  # Solarize: random_disable
+        params['solarize'] = not np.random.rand() > SOLARIZE_PROBS[1]
+    return params
 
 
 @TRANSFORMS.register_module()
 class FOLKViews(BaseTransform):
     """Two augmented views ``u``, ``v`` of an image, as FOLK uses them.
 
-    A thin wrapper around :class:`mmpretrain.MultiView` that holds FOLK's
-    view recipe in one place: two global crops (bicubic, scale 0.25-1), flip,
-    and DINO's photometric augmentation (colour jitter p=0.8, grayscale
-    p=0.2, Gaussian blur p=1.0 / 0.1, solarise p=0 / 0.2). Set
-    ``photometric=False`` for MFM's crop-and-flip-only recipe (then a single
-    view is the MFM setting: ``num_views=1``).
+    Two global crops (MMPretrain's ``RandomResizedCrop``, bicubic, scale
+    0.25-1) with flip, and DINO's photometric augmentation: colour jitter
+    (p=0.8; brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1, in a
+    random order per image), grayscale (p=0.2), Gaussian blur (p=1.0 /
+    0.1, radius 0.1-2) and solarisation (p=0 / 0.2). Where the photometric
+    part runs is chosen by ``photometric``:
+
+    - ``'device'``: the parameters are drawn here (cheap) and stored in
+      ``photometric_params``; pack them as a meta key and
+      :class:`FrequencyFilterPreprocessor` applies them batched on the
+      model's device (:func:`folk.photometric.apply_photometric`). The
+      workers only decode, crop, flip and pack uint8.
+    - ``'cpu'``: the same parameters are drawn and applied here with MMCV /
+      Pillow (:func:`folk.photometric.apply_photometric_cpu`), the
+      functions MMPretrain's transforms call. With the same seed this gives
+      the images of MMPretrain's chain (:func:`folk_view_transforms`), and
+      the device path gives them to the level (tested).
+    - ``'none'``: crop and flip only (MFM's recipe, with
+      ``num_views=1``).
+
+    ``True`` / ``False`` are accepted for ``'cpu'`` / ``'none'``.
 
     **Required Keys:**
 
-    - img (np.ndarray): (H, W, 3) uint8 image.
+    - img (np.ndarray): (H, W, 3) uint8 image, BGR.
 
     **Modified Keys:**
 
     - img (list[np.ndarray]): ``num_views`` views (crop_size, crop_size, 3).
 
+    **Added Keys:**
+
+    - photometric_params (list[dict]): one parameter dict per view
+      (:data:`folk.photometric.PARAM_KEYS`), only with ``'device'``.
+
     Args:
         crop_size (int): Output size of each view. Defaults to 224.
         crop_scale (tuple[float, float]): Area range of the random crop.
             Defaults to (0.25, 1.0).
-        photometric (bool): Apply DINO's photometric augmentation.
-            Defaults to True.
+        photometric (str | bool): ``'device'``, ``'cpu'`` or ``'none'``.
+            Defaults to ``'cpu'``: the transform alone gives augmented
+            views; the pre-training configs choose ``'device'``.
         num_views (int): 2 for FOLK, 1 for MFM. Defaults to 2.
-        jitter_backend (str): Image backend of ``ColorJitter``, ``'cv2'``
-            (default) or ``'pillow'`` (MMPretrain's default, as
-            torchvision). The results agree within rounding (brightness
+        jitter_backend (str): Image backend of MMCV's colour functions on
+            the CPU path, ``'cv2'`` (default) or ``'pillow'`` (MMPretrain's
+            default, as torchvision). They agree within rounding (brightness
             equal, contrast and saturation within one level, hue within a
-            fraction of a level on average; tested), and cv2 is about 2.5x
-            faster, mostly because PIL's HSV conversion for the hue shift is
-            slow: FOLK's whole pipeline runs about 1.25x faster
-            (``benchmarks/pipeline_throughput.py``).
+            fraction of a level on average; tested); cv2 is about 2.5x
+            faster. The device path reproduces cv2, so ``'pillow'`` needs
+            ``photometric='cpu'``.
+        blur_sigma (tuple[float, float]): Range of the Gaussian blur's
+            radius in pixels. DINO's (0.1, 2.0) is meant for 224 px crops;
+            scale it with ``crop_size`` for small crops (at 64 px a 2 px
+            blur removes most of the image). Defaults to (0.1, 2.0).
     """
 
     JITTER_BACKENDS = ('cv2', 'pillow')
+    PHOTOMETRIC = ('device', 'cpu', 'none')
 
     def __init__(self,
                  crop_size: int = 224,
                  crop_scale: Tuple[float, float] = (0.25, 1.0),
-                 photometric: bool = True,
+                 photometric: Union[str, bool] = 'cpu',
                  num_views: int = 2,
-                 jitter_backend: str = 'cv2') -> None:
+                 jitter_backend: str = 'cv2',
+                 blur_sigma: Tuple[float, float] = BLUR_SIGMA_RANGE) -> None:
         if num_views not in (1, 2):
             raise ValueError(
                 f'FOLKViews: num_views must be 1 or 2, got {num_views}')
@@ -287,39 +375,63 @@ class FOLKViews(BaseTransform):
         if jitter_backend not in self.JITTER_BACKENDS:
             raise ValueError(f'FOLKViews: jitter_backend must be one of '
                              f'{self.JITTER_BACKENDS}, got {jitter_backend!r}')
+        if isinstance(photometric, bool):
+            photometric = 'cpu' if photometric else 'none'
+        if photometric not in self.PHOTOMETRIC:
+            raise ValueError(f'FOLKViews: photometric must be one of '
+                             f'{self.PHOTOMETRIC} (or True / False), got '
+                             f'{photometric!r}')
+        if photometric == 'device' and jitter_backend != 'cv2':
+            raise ValueError(
+                "FOLKViews: photometric='device' reproduces MMCV's cv2 "
+                "colour functions; jitter_backend='pillow' needs "
+                "photometric='cpu'")
+        if (not isinstance(blur_sigma, Sequence) or len(blur_sigma) != 2
+                or not 0 < blur_sigma[0] <= blur_sigma[1]):
+            raise ValueError(f'FOLKViews: blur_sigma must be a (min, max) '
+                             f'pair with 0 < min <= max, got {blur_sigma!r}')
         self.crop_size = crop_size
         self.crop_scale = tuple(crop_scale)
+        self.blur_sigma = tuple(float(b) for b in blur_sigma)
         self.photometric = photometric
         self.num_views = num_views
         self.jitter_backend = jitter_backend
-        pipelines = [
-            folk_view_transforms(i, crop_size, crop_scale, photometric,
-                                 jitter_backend) for i in range(num_views)
+        # Crop and flip are MMPretrain's transforms, built under its scope
+        # (``_scope_``) so that FOLKViews also works without
+        # ``default_scope`` (scripts, tests) or under another scope.
+        self.pipelines = [
+            Compose([
+                TRANSFORMS.build(dict(t, _scope_='mmpretrain'))
+                for t in folk_view_transforms(i, crop_size, crop_scale, False)
+            ]) for i in range(num_views)
         ]
-        # The view transforms are MMPretrain's; ``MultiView`` builds them
-        # through mmcv's root registry, which only finds them under the
-        # 'mmpretrain' default scope. ``_scope_`` sets it for the build, so
-        # FOLKViews also works without ``default_scope`` (scripts, tests) or
-        # under another scope.
-        self.multi_view = TRANSFORMS.build(
-            dict(
-                type='MultiView',
-                _scope_='mmpretrain',
-                num_views=[1] * num_views,
-                transforms=copy.deepcopy(pipelines)))
 
     def transform(self, results: Dict) -> Dict:
-        """Replace ``img`` by the list of views."""
-        return self.multi_view(results)
+        """Replace ``img`` by the list of views (see the class docstring)."""
+        views, params = [], []
+        for i, pipeline in enumerate(self.pipelines):
+            view = pipeline(copy.deepcopy(results))['img']
+            if self.photometric != 'none':
+                p = draw_photometric_params(i, self.blur_sigma)
+                if self.photometric == 'cpu':
+                    view = apply_photometric_cpu(view, p, self.jitter_backend)
+                params.append(p)
+            views.append(view)
+        results['img'] = views
+        if self.photometric == 'device':
+            results['photometric_params'] = params
+        return results
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(crop_size={self.crop_size}, '
                 f'crop_scale={self.crop_scale}, '
-                f'photometric={self.photometric}, '
+                f'photometric={self.photometric!r}, '
                 f'num_views={self.num_views}, '
-                f'jitter_backend={self.jitter_backend!r})')
+                f'jitter_backend={self.jitter_backend!r}, '
+                f'blur_sigma={self.blur_sigma})')
 
 
 __all__ = [
-    'RandomFrequencyFilter', 'FOLKViews', 'check_filters'
+    'RandomFrequencyFilter', 'FOLKViews', 'check_filters',
+    'draw_photometric_params', 'folk_view_transforms'
 ]

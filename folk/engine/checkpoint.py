@@ -1,20 +1,272 @@
-"""Checkpoint integrity checks and the choice of a checkpoint to resume.
+"""Checkpoint files: safe loading, atomic writing, integrity, resume choice.
 
-MMEngine resumes (``resume=True`` with ``load_from=None``, i.e.
-``tools/train.py --resume auto``) from the file named in
-``work_dir/last_checkpoint``. If that file is truncated or corrupt, the run
-cannot restart. :func:`find_resumable_checkpoint` returns the newest intact
-checkpoint instead, reporting every file it skips.
+Everything FOLK does with checkpoint files lives here:
+
+- **loading**: :func:`safe_torch_load` and :func:`safe_load_url` unpickle
+  with ``weights_only=True`` and an allow-list of the plain types MMEngine
+  writes (:func:`safe_checkpoint_globals`); anything else is refused with
+  an error that names the file;
+- **writing**: :func:`atomic_torch_save` and :func:`atomic_write_text`
+  write a temporary file in the same directory, fsync it and rename it over
+  the target, so a file under its final name is always complete;
+- **integrity**: :func:`verify_checkpoint` checks the CRC of every record;
+- **resuming**: :func:`find_resumable_checkpoint` picks the newest intact
+  checkpoint of a work directory.
+
+:mod:`folk.compat` routes MMEngine's own checkpoint I/O through these
+functions; :class:`folk.engine.SafeCheckpointHook` uses them in the Runner.
 """
+import importlib
 import os
 import os.path as osp
+import pickle
 import re
+import uuid
 import zipfile
-from typing import Callable, List, Optional, Tuple
+from typing import IO, Callable, List, Optional, Tuple
 
-_CKPT_RE = re.compile(r'^(iter|epoch)_(\d+)\.pth$')
+import torch
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
 
 
+def safe_checkpoint_globals() -> List[object]:
+    """The non-tensor types that MMEngine writes into checkpoints.
+
+    These are plain data containers (``HistoryBuffer`` of the message hub,
+    numpy arrays, scalars and dtypes); none of them runs code when it is
+    unpickled.
+
+    Returns:
+        list: Classes and functions for
+        :func:`torch.serialization.add_safe_globals`.
+    """
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    allowed: List[object] = [HistoryBuffer, np.ndarray, np.dtype]
+    # numpy arrays and scalars are rebuilt through these two functions; their
+    # module moved from ``numpy.core`` to ``numpy._core`` in numpy 2.
+    for mod_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError:  # pragma: no cover - depends on numpy version
+            continue
+        allowed += [mod._reconstruct, mod.scalar]
+    # numpy 2 pickles dtypes by their concrete class (e.g. Float64DType).
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        allowed += [
+            getattr(dtypes, name) for name in dir(dtypes)
+            if name.endswith('DType')
+        ]
+    return allowed
+
+
+def history_buffer_getattr(obj, name: str):
+    """Restricted ``getattr`` for unpickling MMEngine's message hub.
+
+    ``HistoryBuffer.__getstate__`` pickles its ``statistics_methods`` as
+    ``getattr(HistoryBuffer, 'min')`` etc. Only those lookups are allowed;
+    any other ``getattr`` in a checkpoint is refused.
+
+    Raises:
+        pickle.UnpicklingError: For any other lookup.
+    """
+    from mmengine.logging import HistoryBuffer
+    if ((obj is HistoryBuffer or isinstance(obj, HistoryBuffer))
+            and name in _HISTORY_BUFFER_METHODS):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({type(obj).__name__}, {name!r}) in a checkpoint')
+
+
+def allow_safe_globals() -> None:
+    """Add :func:`safe_checkpoint_globals` to torch's weights-only
+    allow-list (idempotent; a no-op before torch 2.4)."""
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is not None:  # torch >= 2.4
+        add(safe_checkpoint_globals())
+        # Replaces builtins.getattr for weights_only unpickling only.
+        add([(history_buffer_getattr, 'builtins.getattr')])
+
+
+def _load_error_summary(err: BaseException) -> str:
+    """One line of a ``torch.load`` error: the refused global if any.
+
+    torch's weights-only error starts with advice to retry with
+    ``weights_only=False``, which we never want to repeat; the line that
+    names the refused global is more useful.
+    """
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    pick = lines[0] if lines else ''
+    for line in lines:
+        if 'Unsupported global' in line or 'WeightsUnpickler error' in line:
+            pick = line
+            break
+    return f'{type(err).__name__}: {pick.rstrip(".")}'
+
+
+def _unsafe_error(source: str, err: BaseException) -> RuntimeError:
+    return RuntimeError(
+        f'cannot load checkpoint {source!r} safely: '
+        f'{_load_error_summary(err)}. The file may be truncated, not a '
+        'PyTorch checkpoint, or contain pickled objects that are not '
+        'allowed (weights_only=True).')
+
+
+def safe_torch_load(path: str, map_location='cpu', mmap: bool = False):
+    """Load a checkpoint with ``weights_only=True`` and a clear error.
+
+    Args:
+        path (str): Checkpoint file.
+        map_location: Passed to :func:`torch.load`. Defaults to ``'cpu'``.
+        mmap (bool): Memory-map the tensor data instead of reading it
+            (zip-format files only; legacy files are read). Reading only
+            the ``meta`` of a large checkpoint is then cheap. Defaults to
+            False.
+
+    Returns:
+        dict: The loaded checkpoint.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        RuntimeError: If the file is truncated, not a checkpoint, or
+            contains a pickled object outside the allow-list.
+    """
+    path = os.fspath(path)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    allow_safe_globals()
+    mmap = mmap and zipfile.is_zipfile(path)
+    try:
+        return torch.load(
+            path, map_location=map_location, weights_only=True, mmap=mmap)
+    except Exception as err:  # noqa: BLE001 - re-raised with the file name
+        raise _unsafe_error(path, err) from err
+
+
+def safe_load_url(url: str,
+                  model_dir: Optional[str] = None,
+                  map_location=None,
+                  progress: bool = True,
+                  check_hash: bool = False,
+                  file_name: Optional[str] = None,
+                  weights_only: bool = True) -> dict:
+    """:func:`torch.hub.load_state_dict_from_url` with ``weights_only=True``.
+
+    torch.hub's default is ``weights_only=False``; MMEngine's ``http(s)://``
+    loader calls it without the argument. Same arguments as torch.hub's.
+
+    Raises:
+        ValueError: If ``weights_only=False`` is asked for.
+        RuntimeError: If the downloaded file cannot be loaded safely.
+    """
+    if not weights_only:
+        raise ValueError('folk refuses to unpickle downloaded checkpoints '
+                         'with weights_only=False (arbitrary code execution)')
+    allow_safe_globals()
+    try:
+        return torch.hub.load_state_dict_from_url(
+            url,
+            model_dir=model_dir,
+            map_location=map_location,
+            progress=progress,
+            check_hash=check_hash,
+            file_name=file_name,
+            weights_only=True)
+    except Exception as err:  # noqa: BLE001 - re-raised with the URL
+        if isinstance(err, (OSError, ValueError)) and not isinstance(
+                err, pickle.UnpicklingError):
+            raise  # download / hash errors keep their type
+        raise _unsafe_error(url, err) from err
+
+
+# ---------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------
+# .NAME.<pid>.<8 hex>.tmp, see _atomic_write
+_TEMP_FILE_RE = re.compile(r'^\..+\.\d+\.[0-9a-f]{8}\.tmp$')
+
+
+def is_temporary_file(name: str) -> bool:
+    """Whether ``name`` is the temporary file of an interrupted atomic
+    write (left behind only by a process killed with SIGKILL)."""
+    return _TEMP_FILE_RE.match(osp.basename(name)) is not None
+
+
+def _fsync_dir(path: str) -> None:
+    """Make a rename in ``path`` durable (POSIX; a no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: str, binary: bool, write: Callable[[IO],
+                                                           None]) -> None:
+    """Write ``path`` through a temporary file and :func:`os.replace`.
+
+    The data go to ``.NAME.<pid>.<random>.tmp`` in the same directory,
+    which is flushed, fsynced and renamed over ``path``. If anything fails
+    (or the process dies) before the rename, ``path`` keeps its previous
+    content; on an exception the temporary file is removed.
+    """
+    path = osp.abspath(os.fspath(path))
+    directory, name = osp.split(path)
+    os.makedirs(directory, exist_ok=True)
+    tmp = osp.join(directory,
+                   f'.{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
+    try:
+        # 'x' creates the file with the default (umask) permissions.
+        with open(tmp, 'xb' if binary else 'x') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    """``torch.save`` that never leaves a partially written ``path``.
+
+    A process killed with SIGKILL may leave the temporary file behind
+    (:func:`is_temporary_file`; ``SafeCheckpointHook`` removes such files
+    when training starts again).
+
+    Args:
+        obj: What to save.
+        path (str): Target file; its directory is created if needed.
+    """
+    _atomic_write(path, True, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Replace the text file ``path`` atomically (e.g. ``last_checkpoint``).
+
+    Args:
+        path (str): Target file; its directory is created if needed.
+        text (str): New content.
+    """
+    _atomic_write(path, False, lambda f: f.write(text))
+
+
+# ---------------------------------------------------------------------------
+# Integrity
+# ---------------------------------------------------------------------------
 def verify_checkpoint(path: str) -> Optional[str]:
     """Check that a checkpoint file is complete and uncorrupted.
 
@@ -25,7 +277,7 @@ def verify_checkpoint(path: str) -> Optional[str]:
     tensor data). The check streams the file; nothing is unpickled.
 
     Files in torch's legacy (non-zip) format cannot be checked this way and
-    are accepted if :func:`folk.compat.safe_torch_load` can load them.
+    are accepted if :func:`safe_torch_load` can load them.
 
     Args:
         path (str): Checkpoint file.
@@ -38,7 +290,6 @@ def verify_checkpoint(path: str) -> Optional[str]:
     if osp.getsize(path) == 0:
         return 'empty file'
     if not zipfile.is_zipfile(path):
-        from ..compat import safe_torch_load
         try:
             safe_torch_load(path)
         except Exception as err:  # noqa: BLE001 - reported to the caller
@@ -55,21 +306,29 @@ def verify_checkpoint(path: str) -> Optional[str]:
     return None
 
 
+# ---------------------------------------------------------------------------
+# Resuming
+# ---------------------------------------------------------------------------
+_CKPT_RE = re.compile(r'^(iter|epoch)_(\d+)\.pth$')
+
+
 def _step(name: str) -> Optional[Tuple[str, int]]:
     match = _CKPT_RE.match(name)
     return (match.group(1), int(match.group(2))) if match else None
 
 
-def find_resumable_checkpoint(
-        work_dir: str,
-        warn: Callable[[str], None] = print) -> Optional[str]:
+def find_resumable_checkpoint(work_dir: str,
+                              warn: Callable[[str],
+                                             None] = print) -> Optional[str]:
     """The checkpoint that auto-resume should use.
 
-    The candidates are the file named in ``work_dir/last_checkpoint``, then
-    the older ``iter_*.pth`` / ``epoch_*.pth`` files of the same directory,
-    newest first. The first one that passes :func:`verify_checkpoint` is
-    returned; each skipped file is reported through ``warn`` with the
-    reason.
+    MMEngine auto-resumes (``resume=True`` with ``load_from=None``, i.e.
+    ``tools/train.py --resume auto``) from the file named in
+    ``work_dir/last_checkpoint``; if that file is truncated or corrupt the
+    run cannot restart. The candidates here are that file, then the older
+    ``iter_*.pth`` / ``epoch_*.pth`` files of the same directory, newest
+    first. The first one that passes :func:`verify_checkpoint` is returned;
+    each skipped file is reported through ``warn`` with the reason.
 
     Args:
         work_dir (str): The run's work directory.
@@ -77,7 +336,8 @@ def find_resumable_checkpoint(
 
     Returns:
         str | None: The checkpoint, or ``None`` when there is no
-        ``last_checkpoint`` (a fresh run; MMEngine then starts from scratch).
+        ``last_checkpoint`` (a fresh run; MMEngine then starts from
+        scratch).
 
     Raises:
         RuntimeError: If ``last_checkpoint`` exists but no candidate is
@@ -103,9 +363,8 @@ def find_resumable_checkpoint(
                                         or step[1] >= latest_step[1]):
             continue
         others.append((step[1], path))
-    candidates = ([latest] if latest else []) + [
-        path for _, path in sorted(others, reverse=True)
-    ]
+    candidates = ([latest] if latest else
+                  []) + [path for _, path in sorted(others, reverse=True)]
 
     skipped = []
     for path in candidates:
@@ -119,3 +378,11 @@ def find_resumable_checkpoint(
         f'auto-resume: {pointer} exists but no intact checkpoint was found '
         f'in {ckpt_dir}: ' + ('; '.join(skipped) or 'no checkpoint files') +
         f'. Remove {pointer} to start from scratch, or pass --resume PATH.')
+
+
+__all__ = [
+    'allow_safe_globals', 'atomic_torch_save', 'atomic_write_text',
+    'find_resumable_checkpoint', 'history_buffer_getattr', 'is_temporary_file',
+    'safe_checkpoint_globals', 'safe_load_url', 'safe_torch_load',
+    'verify_checkpoint'
+]

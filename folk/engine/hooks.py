@@ -1,33 +1,32 @@
 """Hooks that make pre-training runs safe to interrupt and to resume.
 
 - :class:`SafeCheckpointHook`: MMEngine's ``CheckpointHook`` that never
-  leaves a run without an intact checkpoint and resumes from the newest
-  intact one.
+  leaves a run without an intact checkpoint, resumes from the newest intact
+  one and refuses to resume a run whose recipe was changed.
 - :class:`NonFiniteLossHook`: stops (or skips the step) when a loss term is
   NaN or infinite, *before* the optimizer step.
 
 Both are used by ``configs/_base_/default_runtime.py``; see
-the README section "Reliability".
+``docs/reliability.md``.
 """
-import math
 import os
 import os.path as osp
-import re
-import uuid
 from collections import deque
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Union
 
 import torch
-from mmengine.dist import all_reduce, get_world_size, is_main_process
+from mmengine.dist import (all_reduce, broadcast_object_list, get_world_size,
+                           is_main_process)
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
-
+from mmengine.runner import find_latest_checkpoint
 from mmpretrain.registry import HOOKS
-from .checkpoint import find_resumable_checkpoint
 
-# temporary files of folk.fileio.atomic_torch_save: .NAME.<pid>.<8 hex>.tmp
-_TMP_RE = re.compile(r'^\..+\.\d+\.[0-9a-f]{8}\.tmp$')
+from .checkpoint import (atomic_write_text, find_resumable_checkpoint,
+                         is_temporary_file, safe_torch_load)
+from .resume_config import (describe_changes, resume_config_changes,
+                            select_changes)
 
 
 def _register(cls):
@@ -42,22 +41,6 @@ def _register(cls):
     return cls
 
 
-def _write_text_atomic(path: str, text: str) -> None:
-    tmp = osp.join(
-        osp.dirname(path),
-        f'.{osp.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
-    try:
-        with open(tmp, 'x') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 @_register
 class SafeCheckpointHook(CheckpointHook):
     """``CheckpointHook`` for runs that may be killed at any moment.
@@ -66,9 +49,10 @@ class SafeCheckpointHook(CheckpointHook):
     plus:
 
     1. **Atomic files.** Checkpoints are written to a temporary file and
-       renamed (``folk.fileio.atomic_torch_save``, applied to every
-       ``save_checkpoint`` call); ``last_checkpoint`` is replaced the same
-       way. A checkpoint file under its final name is always complete.
+       renamed (:func:`folk.engine.checkpoint.atomic_torch_save`, applied to
+       every ``save_checkpoint`` call by :mod:`folk.compat`);
+       ``last_checkpoint`` is replaced the same way. A checkpoint file under
+       its final name is always complete.
     2. **Delete after save.** With ``max_keep_ckpts`` the outdated
        checkpoint is deleted only after the new one and ``last_checkpoint``
        are on disk (MMEngine deletes first: with ``max_keep_ckpts=1`` a
@@ -77,31 +61,148 @@ class SafeCheckpointHook(CheckpointHook):
        (``--resume auto``), the newest checkpoint that passes
        :func:`folk.engine.checkpoint.verify_checkpoint` is resumed; each
        truncated or corrupt file skipped is named in a warning. An explicit
-       ``load_from`` / ``--resume PATH`` is never replaced.
-    4. Leftover temporary files of a killed run are removed when training
+       ``load_from`` / ``--resume PATH`` is never replaced. Under
+       distributed training only rank 0 reads and verifies the files; the
+       other ranks receive its choice (or its error).
+    4. **Resume only the same recipe.** A resume whose config differs from
+       the one stored in the checkpoint (``meta['cfg']``) in a
+       training-relevant key (model, optimizer, schedule, training loop,
+       training data, see :mod:`folk.engine.resume_config`) stops with an
+       error naming each changed key, old and new value: with ``resume =
+       True`` in a config, a re-run with other ``--cfg-options`` would
+       otherwise silently continue the old run. Crash recovery (the same
+       config) is unaffected. To continue a run with a changed config on
+       purpose, set ``resume_allow_changes``, e.g.
+       ``--cfg-options default_hooks.checkpoint.resume_allow_changes=True``
+       (the accepted changes are logged as a warning). Note that MMEngine
+       restores the optimizer and the parameter schedulers from the
+       checkpoint: accepted changes of their values (``lr``,
+       ``weight_decay``, scheduler milestones) do not take effect; changes
+       of the model, the data or ``train_cfg`` (e.g. ``max_iters``) do.
+       A checkpoint with a ``meta['config']`` entry is refused: MMEngine's
+       ``Runner.resume`` would execute it (``Config.fromstring``).
+    5. Leftover temporary files of a killed run are removed when training
        starts.
 
     Args:
         resume_fallback (bool): Enable 3. Defaults to True.
+        resume_allow_changes (bool | Sequence[str]): Config changes that a
+            resume accepts (4.): ``False`` none, ``True`` all, or a list of
+            dotted keys or key prefixes (e.g. ``['train_cfg.max_iters']``).
+            Defaults to False.
         **kwargs: Arguments of :class:`mmengine.hooks.CheckpointHook`.
     """
 
-    def __init__(self, *args, resume_fallback: bool = True, **kwargs):
+    def __init__(self,
+                 *args,
+                 resume_fallback: bool = True,
+                 resume_allow_changes: Union[bool, Sequence[str]] = False,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if not isinstance(resume_allow_changes, (bool, list, tuple)):
+            raise TypeError(
+                'SafeCheckpointHook: resume_allow_changes must be a bool or '
+                'a list of config keys, got '
+                f'{type(resume_allow_changes).__name__} '
+                f'{resume_allow_changes!r}')
         self.resume_fallback = resume_fallback
+        self.resume_allow_changes = resume_allow_changes
 
     def before_run(self, runner) -> None:
-        """Pick the checkpoint to auto-resume from (runs before loading)."""
+        """Choose and check the checkpoint to resume (before loading)."""
         super().before_run(runner)
-        if not (self.resume_fallback and getattr(runner, '_resume', False)
-                and getattr(runner, '_load_from', None) is None):
+        if not getattr(runner, '_resume', False):
             return
-        path = find_resumable_checkpoint(
-            runner.work_dir, warn=runner.logger.warning)
-        if path is not None:
+        # Rank 0 reads and verifies the files once (a ViT-B checkpoint is
+        # ~1.75 GB) and shares its choice, so that every rank resumes from
+        # the same file, or raises the same error.
+        choice = [None, None]  # [checkpoint or None, error message or None]
+        error = None
+        if is_main_process():
+            try:
+                choice[0] = self._choose_resume_checkpoint(runner)
+            except Exception as err:  # noqa: BLE001 - re-raised below
+                error = err
+                choice[1] = f'{type(err).__name__}: {err}'
+        broadcast_object_list(choice)
+        if error is not None:
+            raise error
+        path, message = choice
+        if message is not None:
+            raise RuntimeError(f'rank 0 could not resume: {message}')
+        if path is not None and runner._load_from is None:
             # Runner.load_or_resume then resumes from this file ("resume
             # from the specified checkpoint") instead of last_checkpoint.
             runner._load_from = path
+
+    def _choose_resume_checkpoint(self, runner) -> Optional[str]:
+        """The checkpoint to resume from, checked against the config."""
+        if runner._load_from is not None:
+            path = runner._load_from
+        elif self.resume_fallback:
+            path = find_resumable_checkpoint(
+                runner.work_dir, warn=runner.logger.warning)
+        else:
+            path = find_latest_checkpoint(runner.work_dir)
+        if path is not None:
+            self._check_resume_config(runner, path)
+        return path
+
+    def _check_resume_config(self, runner, path: str) -> None:
+        """Raise if ``path`` was written with another training recipe."""
+        if not osp.isfile(path):
+            runner.logger.warning(
+                f'resume: {path} is not a local file; its config is not '
+                'compared with the current one')
+            return
+        # mmap: only the pickled meta is read, not the tensor data
+        ckpt = safe_torch_load(path, mmap=True)
+        meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
+        if isinstance(meta, dict) and 'config' in meta:
+            # Runner.resume runs meta['config'] through Config.fromstring,
+            # which executes it as Python; MMEngine itself writes 'cfg'.
+            raise RuntimeError(
+                f"resume: {path} holds meta['config'], which MMEngine's "
+                'Runner.resume would execute as Python code; refusing to '
+                'resume from it (MMEngine checkpoints store the config in '
+                "meta['cfg']).")
+        text = meta.get('cfg') if isinstance(meta, dict) else None
+        if not isinstance(text, str):
+            runner.logger.warning(
+                f"resume: {path} holds no config (meta['cfg']); it is not "
+                'compared with the current one')
+            return
+        try:
+            changes = resume_config_changes(text, runner.cfg)
+        except SyntaxError as err:
+            runner.logger.warning(
+                f"resume: the config stored in {path} (meta['cfg']) cannot "
+                f'be parsed ({err}); it is not compared with the current one')
+            return
+        allowed = self.resume_allow_changes
+        accepted = (
+            changes if allowed is True else select_changes(
+                changes, allowed or ()))
+        refused = {k: v for k, v in changes.items() if k not in accepted}
+        if accepted:
+            runner.logger.warning(
+                f'resume: continuing the run of {path} with these config '
+                f'changes (resume_allow_changes):\n'
+                f'{describe_changes(accepted)}\n'
+                'The optimizer and parameter schedulers are restored from '
+                'the checkpoint: changed optim_wrapper / param_scheduler '
+                'values do not take effect.')
+        if refused:
+            raise RuntimeError(
+                f'resume: the config differs from the one that wrote {path} '
+                f'in {len(refused)} training-relevant key(s):\n'
+                f'{describe_changes(refused)}\n'
+                'Resuming would continue the old run with another recipe. '
+                'Start the new run in another --work-dir (or without '
+                '--resume / resume=True), or accept the changes with '
+                '--cfg-options '
+                'default_hooks.checkpoint.resume_allow_changes=True (or a '
+                'list of the keys to accept).')
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
@@ -110,7 +211,7 @@ class SafeCheckpointHook(CheckpointHook):
             self.keep_ckpt_ids = deque(self.keep_ckpt_ids)
         if is_main_process() and osp.isdir(str(self.out_dir)):
             for name in os.listdir(self.out_dir):
-                if _TMP_RE.match(name):
+                if is_temporary_file(name):
                     path = osp.join(self.out_dir, name)
                     runner.logger.warning(
                         f'removing the partial checkpoint file {path} of an '
@@ -146,7 +247,7 @@ class SafeCheckpointHook(CheckpointHook):
 
         if not is_main_process():
             return
-        _write_text_atomic(
+        atomic_write_text(
             osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
         for old in to_remove:
             path = self.file_backend.join_path(self.out_dir,
@@ -194,7 +295,8 @@ class NonFiniteLossHook(Hook):
     priority = 'VERY_HIGH'
     POLICIES = ('raise', 'skip')
 
-    def __init__(self, policy: str = 'raise',
+    def __init__(self,
+                 policy: str = 'raise',
                  max_consecutive_skips: int = 10) -> None:
         if policy not in self.POLICIES:
             raise ValueError(f'NonFiniteLossHook: policy must be one of '
@@ -225,8 +327,9 @@ class NonFiniteLossHook(Hook):
 
         if self.policy == 'skip':
             wrappers = runner.optim_wrapper
-            wrappers = (list(wrappers.values()) if hasattr(wrappers, 'values')
-                        else [wrappers])
+            wrappers = (
+                list(wrappers.values())
+                if hasattr(wrappers, 'values') else [wrappers])
             for wrapper in wrappers:
                 self._guard_step(wrapper)
 
@@ -246,8 +349,10 @@ class NonFiniteLossHook(Hook):
         names = [k for k in log_vars if 'loss' in k]
         if not names:
             return
-        values = [torch.as_tensor(log_vars[k]).detach().float().reshape(())
-                  for k in names]
+        values = [
+            torch.as_tensor(log_vars[k]).detach().float().reshape(())
+            for k in names
+        ]
         device = values[0].device
         finite = torch.isfinite(torch.stack([v.to(device) for v in values]))
         flag = (~finite).any().float().reshape(1)
@@ -258,8 +363,10 @@ class NonFiniteLossHook(Hook):
             return
 
         iteration = runner.iter + 1
-        bad = {n: float(v) for n, v, ok in zip(names, values, finite.tolist())
-               if not ok}
+        bad = {
+            n: float(v)
+            for n, v, ok in zip(names, values, finite.tolist()) if not ok
+        }
         terms = ', '.join(f'{n}={v}' for n, v in bad.items()) or \
             'none on this rank (non-finite on another rank)'
         msg = f'non-finite loss at iteration {iteration}: {terms}'

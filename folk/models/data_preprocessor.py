@@ -1,19 +1,27 @@
-"""Batched frequency filtering on the model's device."""
+"""Batched photometric augmentation and frequency filtering on the model's
+device."""
 from typing import Dict, List, Optional
 
 import torch
-
 from mmpretrain.models.utils.data_preprocessor import SelfSupDataPreprocessor
 from mmpretrain.registry import MODELS
+
 from ..frequency import apply_frequency_mask, filter_images, kind_to_index
+from ..photometric import apply_photometric, params_from_samples
 
 
 @MODELS.register_module()
 class FrequencyFilterPreprocessor(SelfSupDataPreprocessor):
-    """Normalise the views and build their frequency-filtered copies.
+    """Augment and normalise the views and build their frequency-filtered
+    copies.
 
-    In training, each view ``x`` (uint8, in the channel order of the data
-    pipeline) is converted to [0, 1], filtered in one batched call with the
+    In training, when the data samples carry ``photometric_params``
+    (``FOLKViews(photometric='device')``, packed as a meta key), the views
+    first get their photometric augmentation here, all views of the batch in
+    one call of :func:`folk.photometric.apply_photometric` on uint8 BGR (the
+    pipeline's channel order), which gives the images of the CPU path.
+    Then each view ``x`` is converted to [0, 1], filtered in one batched
+    call with the
     filter chosen for it by :class:`RandomFrequencyFilter` (``freq_kind`` /
     ``freq_param`` in the data samples' metainfo), and both the unfiltered
     and the filtered view are normalised. FFTs run in float32. If the
@@ -48,6 +56,9 @@ class FrequencyFilterPreprocessor(SelfSupDataPreprocessor):
                 '"freq_param" in the data samples: add RandomFrequencyFilter '
                 'to the pipeline and pack them with PackInputs(meta_keys='
                 '[..., "freq_kind", "freq_param"]).')
+        photometric = params_from_samples(samples)
+        if photometric is not None:
+            views = self._augment(views, photometric, samples)
         out: Dict[str, List[torch.Tensor]] = dict(
             views=[], filtered=[], keep=[])
         for i, view in enumerate(views):
@@ -65,6 +76,26 @@ class FrequencyFilterPreprocessor(SelfSupDataPreprocessor):
             out['filtered'].append(self._normalize(filtered))
             out['keep'].append(keep)
         return dict(inputs=out, data_samples=samples)
+
+    @staticmethod
+    def _augment(views: List[torch.Tensor], params: List[List[dict]],
+                 samples) -> List[torch.Tensor]:
+        """Photometric augmentation of all views in one batched call."""
+        if len(params) != len(views):
+            raise ValueError(
+                f'FrequencyFilterPreprocessor: the data samples carry '
+                f'photometric_params for {len(params)} views, the batch '
+                f'has {len(views)}')
+        if 'freq_keep' in samples[0]:
+            raise ValueError(
+                'FrequencyFilterPreprocessor: freq_keep was computed in the '
+                'pipeline before the photometric augmentation that runs '
+                "here; use FOLKViews(photometric='cpu') with "
+                'RandomFrequencyFilter(apply=True)')
+        batch = views[0].shape[0]
+        flat = [p for per_view in params for p in per_view]
+        x = apply_photometric(torch.cat(views), flat)  # (V * B, 3, H, W)
+        return list(x.split(batch))
 
     def _normalize(self, x01: torch.Tensor) -> torch.Tensor:
         """Normalise a [0, 1] image with the 0-255 ``mean`` / ``std``."""

@@ -5,7 +5,6 @@ from typing import Optional
 import torch
 import torch.nn as nn
 from mmengine.logging import MessageHub
-
 from mmpretrain.models.utils import CosineEMA
 from mmpretrain.registry import MODELS
 
@@ -24,11 +23,25 @@ class FusedCosineEMA(CosineEMA):
     up to rounding). ``steps`` stays a buffer, so checkpoints and resume are
     unchanged; the host copy is refreshed whenever a state dict is loaded.
 
-    Args: as :class:`mmpretrain.models.CosineEMA`.
+    One deliberate difference: with ``update_buffers=False`` MMEngine's
+    averaged models copy the source model's buffers into the average at
+    every update. For FOLK's teacher that would overwrite the teacher's
+    BatchNorm statistics (a ResNet teacher sees the *unfiltered* views) with
+    the student's (statistics of the *filtered* views). As in DINO, whose
+    EMA touches parameters only, the buffers of the average are left alone
+    here unless ``copy_buffers=True``.
+
+    Args:
+        copy_buffers (bool): Copy the model's buffers into the average at
+            every update, as :class:`mmpretrain.models.CosineEMA` does.
+            Ignored with ``update_buffers=True`` (buffers are averaged).
+            Defaults to False.
+        *args, **kwargs: as :class:`mmpretrain.models.CosineEMA`.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, copy_buffers: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.copy_buffers = copy_buffers
         self._host_steps: Optional[int] = None
 
     def _load_from_state_dict(self, *args, **kwargs):
@@ -53,21 +66,24 @@ class FusedCosineEMA(CosineEMA):
         if self._host_steps is None:
             self._host_steps = int(self.steps)  # one sync after (re)loading
         steps = self._host_steps
-        src = (model.state_dict()
-               if self.update_buffers else dict(model.named_parameters()))
-        names = [k for k, p in self.avg_parameters.items()
-                 if p.dtype.is_floating_point]
+        src = (
+            model.state_dict()
+            if self.update_buffers else dict(model.named_parameters()))
+        names = [
+            k for k, p in self.avg_parameters.items()
+            if p.dtype.is_floating_point
+        ]
         avg = [self.avg_parameters[k].data for k in names]
         new = [src[k].data.to(a.device) for k, a in zip(names, avg)]
         if steps == 0:
             torch._foreach_copy_(avg, new)
         elif steps % self.interval == 0:
             torch._foreach_lerp_(avg, new, self.current_momentum(steps))
-        if not self.update_buffers:
+        if self.copy_buffers and not self.update_buffers:
             dst = [b.data for b in self.module.buffers()]
             if dst:
-                torch._foreach_copy_(
-                    dst, [b.data.to(d.device)
-                          for b, d in zip(model.buffers(), dst)])
+                torch._foreach_copy_(dst, [
+                    b.data.to(d.device) for b, d in zip(model.buffers(), dst)
+                ])
         self.steps.add_(1)
         self._host_steps = steps + 1

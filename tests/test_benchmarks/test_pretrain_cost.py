@@ -27,8 +27,14 @@ def cost():
 
 
 def tiny_args(**kwargs):
-    args = dict(arch='tiny', img_size=32, patch=8, batch=4, out_dim=256,
-                dtype='fp32', compile=False)
+    args = dict(
+        arch='tiny',
+        img_size=32,
+        patch=8,
+        batch=4,
+        out_dim=256,
+        dtype='fp32',
+        compile=False)
     args.update(kwargs)
     return argparse.Namespace(**args)
 
@@ -41,8 +47,7 @@ def test_fake_tensors_account_like_real_ones(cost, method):
     assert fake['gflops'] == pytest.approx(real['gflops'], rel=1e-9)
     assert fake['gflops'] > 0
     assert fake['activation_gib'] > fake['optstate_gib']
-    for key in ('peak_gib', 'parameter_gib', 'optstate_gib',
-                'activation_gib'):
+    for key in ('peak_gib', 'parameter_gib', 'optstate_gib', 'activation_gib'):
         assert fake[key] == pytest.approx(real[key], rel=1e-6), key
 
 
@@ -57,13 +62,14 @@ def test_flop_counter_counts_a_vit_forward_exactly(cost):
         model(x)
     b, d, layers, hidden = 2, 192, 4, 768
     t = (32 // 8)**2 + 1  # patches + [CLS]
-    per_layer = (2 * t * d * 3 * d + 2 * t * d * d  # qkv, proj
-                 + 2 * (2 * t * t * d)  # q @ k^T, attn @ v (all heads)
-                 + 2 * t * d * hidden * 2)  # fc1, fc2
+    per_layer = (
+        2 * t * d * 3 * d + 2 * t * d * d  # qkv, proj
+        + 2 * (2 * t * t * d)  # q @ k^T, attn @ v (all heads)
+        + 2 * t * d * hidden * 2)  # fc1, fc2
     patch_embed = 2 * (t - 1) * (3 * 8 * 8) * d
     head = 2 * d * 1000
-    assert counter.get_total_flops() == b * (layers * per_layer +
-                                             patch_embed + head)
+    assert counter.get_total_flops() == b * (
+        layers * per_layer + patch_embed + head)
 
 
 def test_mmpretrain_mae_reference_is_estimated(cost):
@@ -112,11 +118,24 @@ def test_bf16_halves_matmul_activations(cost):
 
 
 def test_table_has_ratios(cost):
-    rows = [dict(method='supervised', gflops=10., peak_gib=2.,
-                 parameter_gib=.5, gradient_gib=0., optstate_gib=1.,
-                 activation_gib=.25),
-            dict(method='folk', gflops=40., peak_gib=4., parameter_gib=1.,
-                 gradient_gib=0., optstate_gib=1., activation_gib=1.)]
+    rows = [
+        dict(
+            method='supervised',
+            gflops=10.,
+            peak_gib=2.,
+            parameter_gib=.5,
+            gradient_gib=0.,
+            optstate_gib=1.,
+            activation_gib=.25),
+        dict(
+            method='folk',
+            gflops=40.,
+            peak_gib=4.,
+            parameter_gib=1.,
+            gradient_gib=0.,
+            optstate_gib=1.,
+            activation_gib=1.)
+    ]
     text = cost.table(rows, 'header')
     row = '| folk | 0.04 | 0.250 | 4.00 | 1.00 | 1.00 | 0.00 | 1.00 | 1.00 |'
     assert row in text

@@ -5,9 +5,9 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 from mmengine.dataset import Compose
-
-from folk.utils import adapt_cfg_to_device
 from mmpretrain.registry import MODELS
+
+from folk.engine import adapt_cfg_to_device
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
@@ -17,8 +17,8 @@ CONFIGS = sorted(
     [osp.join(REPO, 'configs', 'folk_vit-b.py')])
 
 
-@pytest.mark.parametrize('path', CONFIGS,
-                         ids=[osp.relpath(p, REPO) for p in CONFIGS])
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.relpath(p, REPO) for p in CONFIGS])
 def test_pretrain_config_builds(path):
     cfg = Config.fromfile(path)
     algo = osp.basename(path).split('_')[0].upper()
@@ -33,6 +33,8 @@ def test_pretrain_config_builds(path):
     names = [type(t).__name__ for t in pipeline.transforms]
     assert names[0] == 'LoadImageFromFileSafe'
     assert 'RandomFrequencyFilter' in names and names[-1] == 'PackInputs'
+    # no short last batch (recompiles a compiled backbone, tiny SyncBN)
+    assert cfg.train_dataloader.drop_last is True
     if 'demo' not in path:
         assert cfg.train_dataloader.dataset.data_root == 'data/imagenet/'
         assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
@@ -43,6 +45,11 @@ def test_pretrain_config_builds(path):
         # pinned batches are copied to the GPU without blocking the host
         assert cfg.train_dataloader.pin_memory is True
         assert model.data_preprocessor._non_blocking is True
+        # the lr is meant for 8 x 128: scaled by the real total batch
+        assert cfg.auto_scale_lr == dict(enable=True, base_batch_size=1024)
+        # fixed-size CNN input: cuDNN autotuning (ViT: no convolutions
+        # besides the patch embedding)
+        assert cfg.env_cfg.cudnn_benchmark is ('resnet50' in path)
     cpu = adapt_cfg_to_device(cfg)
     assert cpu.optim_wrapper.type == 'OptimWrapper'
     assert 'loss_scale' not in cpu.optim_wrapper
@@ -62,3 +69,21 @@ def test_headline_is_the_vit_b_folk_recipe():
     filters = cfg.train_dataloader.dataset.pipeline[2].filters
     assert [f['kind'] for f in filters] == ['com', 'rcom']
     assert filters[0]['ratios'] == (0.005, 0.01, 0.05)
+
+
+def test_train_loader_drops_the_short_last_batch(imagenette_root):
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'folk_vit-b.py'))
+    loader_cfg = cfg.train_dataloader
+    loader_cfg.update(batch_size=7, num_workers=0, persistent_workers=False)
+    loader_cfg.dataset = dict(
+        type='CustomDataset',
+        data_root=imagenette_root,
+        ann_file='val.txt',
+        data_prefix='',
+        with_label=True,
+        pipeline=[])
+    loader = Runner.build_dataloader(loader_cfg)
+    size = len(loader.dataset)
+    assert size % 7 != 0
+    assert len(loader) == size // 7

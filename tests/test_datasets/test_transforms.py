@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 from mmcv.transforms import Compose
-
-from folk.datasets.transforms import (FOLKViews, RandomFrequencyFilter,
-                                      check_filters)
-from folk.frequency import FILTER_KINDS, filter_images
 from mmpretrain.registry import TRANSFORMS
 from mmpretrain.structures import DataSample
+
+from folk.datasets.transforms import (FOLKViews, RandomFrequencyFilter,
+                                      check_filters, draw_photometric_params,
+                                      folk_view_transforms)
+from folk.frequency import FILTER_KINDS, filter_images
 
 RATIOS = (0.005, 0.01, 0.05)
 
@@ -180,30 +181,33 @@ def test_apply_needs_three_channels():
 
 
 @pytest.mark.parametrize('filters,match', [
-    ([dict(kind='com', ratios=RATIOS, prob=0.5),
-      dict(kind='band', ratios=RATIOS, prob=0.5)],
-     r"filters\[1\]\.kind must be one of .*'band'"),
-    ([dict(kind='com', ratios=RATIOS, prob=0.5),
-      dict(kind='rcom', ratios=RATIOS, prob=0.4)],
-     r'probabilities of filters must sum to 1, got 0\.9'),
-    ([dict(kind='com', ratios=(0.01, 1.5), prob=1.0)],
-     r'filters\[0\]\.ratios must be .*in \(0, 1\]'),
-    ([dict(kind='com', ratios=(0.0, ), prob=1.0)],
-     r'filters\[0\]\.ratios must be'),
-    ([dict(kind='rcom', ratios=(), prob=1.0)],
-     r'filters\[0\]\.ratios must be a non-empty list'),
-    ([dict(kind='com', ratio=0.01, prob=1.0)],
-     r"filters\[0\] has unknown key\(s\) \['ratio'\] for kind 'com'"),
-    ([dict(kind='lowpass', radius=16, prob=0.5),
-      dict(kind='highpass', ratios=RATIOS, prob=0.5)],
-     r"filters\[1\] has unknown key\(s\) \['ratios'\]"),
-    ([dict(kind='lowpass', radius=0, prob=1.0)],
-     r'filters\[0\]\.radius must be a number > 0'),
-    ([dict(kind='highpass', radius=-2.0, prob=1.0)],
-     r'filters\[0\]\.radius must be a number > 0'),
+    ([
+        dict(kind='com', ratios=RATIOS, prob=0.5),
+        dict(kind='band', ratios=RATIOS, prob=0.5)
+    ], r"filters\[1\]\.kind must be one of .*'band'"),
+    ([
+        dict(kind='com', ratios=RATIOS, prob=0.5),
+        dict(kind='rcom', ratios=RATIOS, prob=0.4)
+    ], r'probabilities of filters must sum to 1, got 0\.9'),
+    ([dict(kind='com', ratios=(0.01, 1.5), prob=1.0)
+      ], r'filters\[0\]\.ratios must be .*in \(0, 1\]'),
+    ([dict(kind='com', ratios=(0.0, ), prob=1.0)
+      ], r'filters\[0\]\.ratios must be'),
+    ([dict(kind='rcom', ratios=(), prob=1.0)
+      ], r'filters\[0\]\.ratios must be a non-empty list'),
+    ([dict(kind='com', ratio=0.01, prob=1.0)
+      ], r"filters\[0\] has unknown key\(s\) \['ratio'\] for kind 'com'"),
+    ([
+        dict(kind='lowpass', radius=16, prob=0.5),
+        dict(kind='highpass', ratios=RATIOS, prob=0.5)
+    ], r"filters\[1\] has unknown key\(s\) \['ratios'\]"),
+    ([dict(kind='lowpass', radius=0, prob=1.0)
+      ], r'filters\[0\]\.radius must be a number > 0'),
+    ([dict(kind='highpass', radius=-2.0, prob=1.0)
+      ], r'filters\[0\]\.radius must be a number > 0'),
     ([dict(kind='highpass', prob=1.0)], r'filters\[0\]\.radius must be'),
-    ([dict(kind='com', ratios=RATIOS, prob=0)],
-     r'filters\[0\]\.prob must be a number > 0'),
+    ([dict(kind='com', ratios=RATIOS, prob=0)
+      ], r'filters\[0\]\.prob must be a number > 0'),
     ([dict(kind='com', ratios=RATIOS)], r'filters\[0\]\.prob must be'),
     ([dict(ratios=RATIOS, prob=1.0)], r'filters\[0\] must be a dict with'),
     ([], r'filters must be a non-empty list'),
@@ -236,10 +240,12 @@ def test_check_filters_normalises_and_copies():
 
 
 def test_repr():
-    t = RandomFrequencyFilter(filters=[
-        dict(kind='lowpass', radius=16, prob=0.5),
-        dict(kind='highpass', radius=16, prob=0.5)
-    ], apply=True)
+    t = RandomFrequencyFilter(
+        filters=[
+            dict(kind='lowpass', radius=16, prob=0.5),
+            dict(kind='highpass', radius=16, prob=0.5)
+        ],
+        apply=True)
     text = repr(t)
     assert text.startswith('RandomFrequencyFilter(')
     assert 'filters=' in text and "'lowpass'" in text and "'highpass'" in text
@@ -263,8 +269,11 @@ def loaded(image_paths):
 
 
 def _fresh(loaded):
-    return dict(img=loaded['img'].copy(), img_path=loaded['img_path'],
-                img_shape=loaded['img_shape'], ori_shape=loaded['ori_shape'])
+    return dict(
+        img=loaded['img'].copy(),
+        img_path=loaded['img_path'],
+        img_shape=loaded['img_shape'],
+        ori_shape=loaded['ori_shape'])
 
 
 def test_folk_views_two_views(loaded):
@@ -293,27 +302,25 @@ def test_folk_views_are_reproducible(loaded):
 def test_folk_views_one_view_and_no_photometric(loaded):
     t = TRANSFORMS.build(
         dict(type='FOLKViews', crop_size=64, num_views=1, photometric=False))
+    assert t.photometric == 'none'
     seed_all(0)
-    views = t(_fresh(loaded))['img']
+    out = t(_fresh(loaded))
+    views = out['img']
     assert isinstance(views, list) and len(views) == 1
     assert views[0].shape == (64, 64, 3) and views[0].dtype == np.uint8
+    assert 'photometric_params' not in out
     # MFM recipe: crop + flip only
-    text = repr(t.multi_view)
-    assert 'RandomResizedCrop' in text and 'RandomFlip' in text
-    for name in ('ColorJitter', 'RandomGrayscale', 'GaussianBlur', 'Solarize'):
-        assert name not in text
+    names = [type(s).__name__ for s in t.pipelines[0].transforms]
+    assert names == ['RandomResizedCrop', 'RandomFlip']
     # crop + resize only: colours stay those of the image (no jitter/gray)
     src = loaded['img'].reshape(-1, 3).astype(np.float64).mean(0)
     assert np.abs(views[0].reshape(-1, 3).mean(0) - src).max() < 60
-    full = repr(FOLKViews(crop_size=64).multi_view)
-    for name in ('ColorJitter', 'RandomGrayscale', 'GaussianBlur', 'Solarize'):
-        assert name in full
 
 
 def test_folk_views_whole_image_crop_is_resize(loaded):
     """crop_scale (1, 1) of a square image = resize (up to flipping)."""
-    t = FOLKViews(crop_size=64, crop_scale=(1.0, 1.0), photometric=False,
-                  num_views=1)
+    t = FOLKViews(
+        crop_size=64, crop_scale=(1.0, 1.0), photometric=False, num_views=1)
     seed_all(0)
     view = t(_fresh(loaded))['img'][0].astype(np.float64)
     img = loaded['img']
@@ -327,24 +334,53 @@ def test_folk_views_whole_image_crop_is_resize(loaded):
 def test_folk_views_repr():
     text = repr(FOLKViews(crop_size=32, num_views=1, photometric=False))
     assert text == ('FOLKViews(crop_size=32, crop_scale=(0.25, 1.0), '
-                    "photometric=False, num_views=1, jitter_backend='cv2')")
+                    "photometric='none', num_views=1, jitter_backend='cv2', "
+                    'blur_sigma=(0.1, 2.0))')
+    assert "photometric='device'" in repr(FOLKViews(photometric='device'))
+    assert "photometric='cpu'" in repr(FOLKViews(photometric=True))
 
 
-@pytest.mark.parametrize('backend', ['cv2', 'pillow'])
-def test_folk_views_jitter_backend_reaches_color_jitter(backend):
-    t = FOLKViews(crop_size=32, jitter_backend=backend)
-    jitters = [
-        tr for view in t.multi_view.pipelines for step in view.transforms
-        for tr in getattr(step, 'transforms', [step])
-        if type(tr).__name__ == 'ColorJitter'
+def test_folk_views_blur_sigma_range(loaded):
+    """blur_sigma sets the radius range of both paths' Gaussian blur."""
+    t = FOLKViews(crop_size=64, photometric='device', blur_sigma=(0.2, 0.5))
+    seed_all(3)
+    sigmas = []
+    for _ in range(60):
+        params = t(_fresh(loaded))['photometric_params']
+        sigmas += [p['blur_sigma'] for p in params if p['blur_sigma'] > 0]
+    # view 0 is always blurred: at least 60 draws, all inside the range
+    assert len(sigmas) >= 60
+    assert 0.2 <= min(sigmas) and max(sigmas) <= 0.5
+    assert max(sigmas) - min(sigmas) > 0.2  # spread over the range
+    # the reference chain carries the same range
+    blur = [
+        c for c in folk_view_transforms(0, 64, blur_sigma=(0.2, 0.5))
+        if c['type'] == 'GaussianBlur'
     ]
-    assert len(jitters) == 2
-    assert all(j.backend == backend for j in jitters)
+    assert blur[0]['magnitude_range'] == (0.2, 0.5)
+    with pytest.raises(ValueError, match='blur_sigma'):
+        FOLKViews(blur_sigma=(0.0, 1.0))
+    with pytest.raises(ValueError, match='blur_sigma'):
+        FOLKViews(blur_sigma=(2.0, 1.0))
 
 
 def test_folk_views_bad_jitter_backend():
     with pytest.raises(ValueError, match=r"jitter_backend must be one of"):
         FOLKViews(jitter_backend='turbojpeg')
+    with pytest.raises(
+            ValueError,
+            match=r"jitter_backend='pillow' needs "
+            r"photometric='cpu'"):
+        FOLKViews(jitter_backend='pillow', photometric='device')
+
+
+@pytest.mark.parametrize('photometric', ['gpu', 'CPU', None, 1])
+def test_folk_views_bad_photometric(photometric):
+    with pytest.raises(
+            ValueError,
+            match=r"FOLKViews: photometric must be "
+            r"one of \('device', 'cpu', 'none'\)"):
+        FOLKViews(photometric=photometric)
 
 
 @pytest.mark.parametrize('op, factors, max_mean, max_abs', [
@@ -443,24 +479,195 @@ def test_full_pipeline_with_apply_packs_keep(image_paths):
     for v, x in enumerate(packed['inputs']):
         x01 = x[None].float() / 255.
         kind = packed['data_samples'].freq_kind[v]
-        _, ref = filter_images(x01, torch.tensor([FILTER_KINDS.index(kind)]),
-                               torch.tensor([
-                                   packed['data_samples'].freq_param[v]
-                               ]))
+        _, ref = filter_images(
+            x01, torch.tensor([FILTER_KINDS.index(kind)]),
+            torch.tensor([packed['data_samples'].freq_param[v]]))
         np.testing.assert_array_equal(keep[v], ref[0].numpy())
 
 
-def test_folk_views_follow_dinos_asymmetric_recipe():
-    from folk.datasets.transforms import FOLKViews
-    views = FOLKViews(crop_size=32).multi_view.pipelines
+def test_reference_chain_follows_dinos_asymmetric_recipe():
+    """The MMPretrain chain the parameters are drawn for."""
 
     def by_name(i):
-        return {type(t).__name__: t for t in views[i].transforms}
+        return {t['type']: t for t in folk_view_transforms(i, 32)}
 
     v0, v1 = by_name(0), by_name(1)
-    assert v0['GaussianBlur'].prob == 1.0 and v1['GaussianBlur'].prob == 0.1
-    assert 'Solarize' not in v0 and v1['Solarize'].prob == 0.2
-    assert v0['RandomApply'].prob == 0.8
-    plain = FOLKViews(crop_size=32, photometric=False, num_views=1)
-    names = [type(t).__name__ for t in plain.multi_view.pipelines[0].transforms]
+    assert v0['GaussianBlur']['prob'] == 1.0
+    assert v1['GaussianBlur']['prob'] == 0.1
+    assert 'Solarize' not in v0 and v1['Solarize']['prob'] == 0.2
+    assert v0['RandomApply']['prob'] == v1['RandomApply']['prob'] == 0.8
+    assert v0['RandomGrayscale']['prob'] == 0.2
+    jitter = v0['RandomApply']['transforms'][0]
+    assert (jitter['brightness'], jitter['contrast'], jitter['saturation'],
+            jitter['hue']) == (0.4, 0.4, 0.2, 0.1)
+    assert v0['GaussianBlur']['magnitude_range'] == (0.1, 2.0)
+    names = [t['type'] for t in folk_view_transforms(0, 32, photometric=False)]
     assert names == ['RandomResizedCrop', 'RandomFlip']
+
+
+# ---------------------------------------------------------------------------
+# FOLKViews: CPU path = MMPretrain's chain, device path = CPU path
+# ---------------------------------------------------------------------------
+def _chain(crop: int, backend: str = 'cv2'):
+    """MMPretrain's MultiView of the reference transform chain."""
+    return TRANSFORMS.build(
+        dict(
+            type='MultiView',
+            num_views=[1, 1],
+            transforms=[
+                folk_view_transforms(i, crop, jitter_backend=backend)
+                for i in range(2)
+            ]))
+
+
+@pytest.mark.parametrize('backend', ['cv2', 'pillow'])
+def test_cpu_path_gives_the_images_of_mmpretrains_chain(image_paths, backend):
+    """Same seed: the same random calls, so the very same images."""
+    chain = _chain(48, backend)
+    views = FOLKViews(crop_size=48, photometric='cpu', jitter_backend=backend)
+    load = TRANSFORMS.build(dict(type='LoadImageFromFile'))
+    for seed, path in enumerate(image_paths * 3):
+        img = load(dict(img_path=path))
+        seed_all(seed)
+        ref = chain(_fresh(img))['img']
+        seed_all(seed)
+        out = views(_fresh(img))['img']
+        assert all(np.array_equal(a, b) for a, b in zip(ref, out)), seed
+
+
+def test_device_path_gives_the_images_of_the_cpu_path(image_paths):
+    """Same seed: the device path returns the crops and the parameters,
+    and applying them batched gives the CPU path's images."""
+    from folk.photometric import apply_photometric
+    cpu = FOLKViews(crop_size=48, photometric='cpu')
+    dev = FOLKViews(crop_size=48, photometric='device')
+    load = TRANSFORMS.build(dict(type='LoadImageFromFile'))
+    crops, params, expected = [], [], []
+    for seed, path in enumerate(image_paths * 3):
+        img = load(dict(img_path=path))
+        seed_all(seed)
+        expected += cpu(_fresh(img))['img']
+        seed_all(seed)
+        out = dev(_fresh(img))
+        assert len(out['photometric_params']) == 2
+        crops += out['img']
+        params += out['photometric_params']
+    assert any(p['jitter'] for p in params)
+    assert any(p['blur_sigma'] > 0 for p in params)
+    x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
+    got = apply_photometric(x, params).permute(0, 2, 3, 1).numpy()
+    d = np.abs(got.astype(int) - np.stack(expected).astype(int))
+    assert d.max() <= 1 and np.count_nonzero(d) <= d.size * 1e-4
+    # the crops themselves are not augmented yet
+    assert not np.array_equal(np.stack(crops), np.stack(expected))
+
+
+def _binomial_ok(flags, p: float) -> bool:
+    """Frequency within 4 standard deviations of p."""
+    n = len(flags)
+    sd = max((p * (1 - p) / n)**0.5, 1e-12)
+    return abs(np.mean(flags) - p) <= 4 * sd
+
+
+@pytest.mark.parametrize('view', [0, 1])
+def test_drawn_parameters_follow_the_recipe(view):
+    from scipy import stats
+    seed_all(view)
+    draws = [draw_photometric_params(view) for _ in range(4000)]
+    jitter = [p for p in draws if p['jitter']]
+    assert _binomial_ok([p['jitter'] for p in draws], 0.8)
+    assert _binomial_ok([p['grayscale'] for p in draws], 0.2)
+    assert _binomial_ok([p['blur_sigma'] > 0 for p in draws], (1.0, 0.1)[view])
+    assert _binomial_ok([p['solarize'] for p in draws], (0.0, 0.2)[view])
+    for name, (low, high) in [('brightness', (0.6, 1.4)),
+                              ('contrast', (0.6, 1.4)),
+                              ('saturation', (0.8, 1.2)),
+                              ('hue', (-0.1, 0.1))]:
+        values = np.array([p[name] for p in jitter])
+        assert low <= values.min() and values.max() <= high
+        # uniform on the range (Kolmogorov-Smirnov, fixed seed)
+        assert stats.kstest(
+            values, 'uniform', args=(low, high - low)).pvalue > 1e-3
+    sigma = np.array([p['blur_sigma'] for p in draws if p['blur_sigma']])
+    assert 0.1 <= sigma.min() and sigma.max() <= 2.0
+    assert stats.kstest(sigma, 'uniform', args=(0.1, 1.9)).pvalue > 1e-3
+    # the 24 orders of the four operations are equally likely
+    counts = Counter(p['order'] for p in jitter)
+    assert len(counts) == 24
+    assert stats.chisquare(list(counts.values())).pvalue > 1e-3
+    # no jitter: identity factors
+    assert all(p['order'] == (0, 1, 2, 3) and p['brightness'] == 1.0
+               for p in draws if not p['jitter'])
+
+
+def test_drawn_parameters_are_those_of_mmpretrains_transforms():
+    """The draws are the random parameters MMPretrain's transforms take
+    from the same generator state (their own sampling methods)."""
+    chain = [TRANSFORMS.build(t) for t in folk_view_transforms(1, 32)[2:]]
+    apply, gray, blur, solar = chain
+    jitter = apply.transforms.transforms[0]
+    for seed in range(200):
+        seed_all(seed)
+        mine = draw_photometric_params(1)
+        seed_all(seed)
+        ref = dict(jitter=bool(apply.random_apply()))
+        if ref['jitter']:
+            order, b, c, s, h = jitter._rand_params()
+            ref.update(
+                order=tuple(int(o) for o in order),
+                brightness=b,
+                contrast=c,
+                saturation=s,
+                hue=h)
+        ref['grayscale'] = gray._random_prob() < gray.prob
+        ref['blur_sigma'] = (0.0 if blur.random_disable() else
+                             blur.random_magnitude())
+        ref['solarize'] = not solar.random_disable()
+        assert {k: mine[k] for k in ref} == ref, seed
+
+
+def test_device_params_are_packed(image_paths):
+    pipeline = Compose([
+        TRANSFORMS.build(cfg) for cfg in [
+            dict(type='LoadImageFromFile'),
+            dict(type='FOLKViews', crop_size=32, photometric='device'),
+            dict(type='RandomFrequencyFilter'),
+            dict(
+                type='PackInputs',
+                meta_keys=['freq_kind', 'freq_param', 'photometric_params']),
+        ]
+    ])
+    seed_all(0)
+    packed = pipeline(dict(img_path=image_paths[0]))
+    params = packed['data_samples'].photometric_params
+    assert len(params) == 2
+    from folk.photometric import PARAM_KEYS
+    assert all(tuple(p) == PARAM_KEYS for p in params)
+    assert params[0]['solarize'] is False  # view 0 is never solarised
+    assert all(x.dtype == torch.uint8 for x in packed['inputs'])
+
+
+def test_apply_filter_refuses_views_augmented_later(bgr_views):
+    t = RandomFrequencyFilter(apply=True)
+    with pytest.raises(
+            ValueError, match=r"photometric='cpu' with "
+            r'apply=True'):
+        t(dict(img=list(bgr_views), photometric_params=[{}, {}]))
+
+
+@pytest.mark.parametrize('name', [
+    'folk/folk_vit-base-p16_8xb128-amp-coslr-300e_in1k.py',
+    'folk/folk_vit-small-p16_8xb128-amp-coslr-300e_in1k.py',
+    'folk/folk_resnet50_8xb128-amp-coslr-300e_in1k.py', 'folk_vit-b.py',
+    'demo/folk_vit-tiny-p8_1xb32-200i_imagenette128.py'
+])
+def test_folk_configs_augment_on_the_device(repo_root, name):
+    """FOLK's pre-training configs draw the photometric parameters in the
+    pipeline and pack them for the data preprocessor."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(repo_root, 'configs', name))
+    steps = {t['type']: t for t in cfg.train_dataloader.dataset.pipeline}
+    assert steps['FOLKViews']['photometric'] == 'device'
+    assert 'photometric_params' in steps['PackInputs']['meta_keys']
+    assert steps['RandomFrequencyFilter'].get('apply', False) is False
+    assert cfg.data_preprocessor.type == 'FrequencyFilterPreprocessor'

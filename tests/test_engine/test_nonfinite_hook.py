@@ -6,8 +6,8 @@ import torch
 from mmengine.runner import Runner
 from runner_utils import demo_cfg, run
 
-from folk.compat import safe_torch_load
 from folk.engine import NonFiniteLossHook
+from folk.engine.checkpoint import safe_torch_load
 from folk.models.losses import FrequencyLoss
 
 
@@ -32,8 +32,9 @@ def _student(ckpt_path):
 
 def _all_finite(ckpt_path):
     sd = safe_torch_load(ckpt_path)['state_dict']
-    return all(bool(torch.isfinite(v).all()) for v in sd.values()
-               if v.is_floating_point())
+    return all(
+        bool(torch.isfinite(v).all()) for v in sd.values()
+        if v.is_floating_point())
 
 
 def test_default_config_uses_the_hook(tmp_path, imagenette_root):
@@ -48,8 +49,8 @@ def test_invalid_policy_is_refused():
 
 def test_nan_loss_stops_before_the_step(tmp_path, imagenette_root,
                                         nan_at_iter_3):
-    cfg = demo_cfg(tmp_path, imagenette_root, max_iters=4, batch_size=4,
-                   ckpt_every=1)
+    cfg = demo_cfg(
+        tmp_path, imagenette_root, max_iters=4, batch_size=4, ckpt_every=1)
     runner = Runner.from_cfg(cfg)
     with pytest.raises(FloatingPointError) as err:
         runner.train()
@@ -68,8 +69,8 @@ def test_nan_loss_stops_before_the_step(tmp_path, imagenette_root,
 
 
 def test_nan_loss_skip_policy(tmp_path, imagenette_root, nan_at_iter_3):
-    cfg = demo_cfg(tmp_path, imagenette_root, max_iters=4, batch_size=4,
-                   ckpt_every=1)
+    cfg = demo_cfg(
+        tmp_path, imagenette_root, max_iters=4, batch_size=4, ckpt_every=1)
     cfg.default_hooks.checkpoint.max_keep_ckpts = 4
     cfg.custom_hooks = [dict(type='NonFiniteLossHook', policy='skip')]
     losses, runner = run(cfg)

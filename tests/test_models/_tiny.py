@@ -3,14 +3,13 @@ import copy
 
 import torch
 from mmengine.logging import MessageHub
-
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 TINY_VIT = dict(
     type='VisionTransformer',
-    arch=dict(embed_dims=32, num_layers=2, num_heads=2,
-              feedforward_channels=64),
+    arch=dict(
+        embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64),
     img_size=32,
     patch_size=8,
     out_type='raw')
@@ -51,15 +50,17 @@ def make_batch(batch=4, size=32, views=2, seed=0):
     """A collated batch as the data loader yields it (uint8 views)."""
     g = torch.Generator().manual_seed(seed)
     inputs = [
-        torch.randint(0, 256, (batch, 3, size, size), generator=g,
-                      dtype=torch.uint8) for _ in range(views)
+        torch.randint(
+            0, 256, (batch, 3, size, size), generator=g, dtype=torch.uint8)
+        for _ in range(views)
     ]
     kinds = ['com', 'rcom']
     samples = []
     for i in range(batch):
         s = DataSample()
         s.set_metainfo(
-            dict(freq_kind=[kinds[(i + v) % 2] for v in range(views)],
-                 freq_param=[0.05] * views))
+            dict(
+                freq_kind=[kinds[(i + v) % 2] for v in range(views)],
+                freq_param=[0.05] * views))
         samples.append(s)
     return dict(inputs=inputs, data_samples=samples)

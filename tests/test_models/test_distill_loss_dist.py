@@ -16,13 +16,19 @@ def _free_port() -> int:
 def _worker(rank, world, port, out_dir):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world)
-    import folk  # noqa: F401
     from mmpretrain.registry import MODELS
+
+    import folk  # noqa: F401
+
     # rank r contributes r + 1 rows, all equal to r + 1
     logits = torch.full((rank + 1, 8), float(rank + 1))
     for init in ('zeros', 'first_batch'):
-        loss = MODELS.build(dict(type='DistillLoss', out_dim=8,
-                                 center_momentum=0.9, center_init=init))
+        loss = MODELS.build(
+            dict(
+                type='DistillLoss',
+                out_dim=8,
+                center_momentum=0.9,
+                center_init=init))
         loss.update_center(logits)
         torch.save(loss.center, os.path.join(out_dir, f'{init}{rank}.pt'))
     dist.destroy_process_group()

@@ -6,8 +6,13 @@ from runner_utils import demo_cfg, run
 
 def test_demo_config_lowers_both_losses(tmp_path, imagenette_root):
     iters = 40
-    losses, _ = run(demo_cfg(tmp_path, imagenette_root, max_iters=iters,
-                             batch_size=16, ckpt_every=iters))
+    losses, _ = run(
+        demo_cfg(
+            tmp_path,
+            imagenette_root,
+            max_iters=iters,
+            batch_size=16,
+            ckpt_every=iters))
     assert sorted(losses) == list(range(1, iters + 1))
     # loss_distill is a cross-entropy whose floor is the teacher's entropy
     # (about 5.5 of log(1024) = 6.9 nats here), so it moves less in

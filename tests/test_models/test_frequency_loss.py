@@ -14,8 +14,9 @@ def full_spectrum_loss(pred, target, keep):
     Averaged over every channel and every full-spectrum bin with
     ``keep == False``.
     """
-    diff = np.fft.fft2((pred - target).astype(np.float64), axes=(-2, -1),
-                       norm='ortho')  # (B, C, H, W)
+    diff = np.fft.fft2(
+        (pred - target).astype(np.float64), axes=(-2, -1),
+        norm='ortho')  # (B, C, H, W)
     masked = ~keep[:, None]  # (B, 1, H, W)
     masked = np.broadcast_to(masked, diff.shape)
     return np.abs(diff)[masked].mean()
@@ -60,8 +61,8 @@ def test_gradient_equals_full_spectrum_gradient(shape):
     diff = torch.fft.fft2(pred_b - target, norm='ortho')
     masked = (~keep)[:, None].expand(diff.shape)
     diff.abs()[masked].mean().backward()
-    torch.testing.assert_close(pred_a.grad.double(), pred_b.grad, rtol=1e-4,
-                               atol=1e-7)
+    torch.testing.assert_close(
+        pred_a.grad.double(), pred_b.grad, rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.parametrize('hw', [(8, 8), (6, 7), (5, 9)])
@@ -70,8 +71,9 @@ def test_half_spectrum_weight_counts_every_bin_once(hw):
     mask = torch.rand(3, h, w, generator=torch.Generator().manual_seed(2)) > .5
     weight = half_spectrum_weight(mask)
     assert weight.shape == (3, h, w // 2 + 1)
-    torch.testing.assert_close(weight.sum((-2, -1)),
-                               mask.sum((-2, -1)).float())
+    torch.testing.assert_close(
+        weight.sum((-2, -1)),
+        mask.sum((-2, -1)).float())
     # An all-True mask counts each bin once or with its partner.
     full = half_spectrum_weight(torch.ones(1, h, w, dtype=torch.bool))
     assert set(full.unique().tolist()) <= {1.0, 2.0}

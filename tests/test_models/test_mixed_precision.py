@@ -22,8 +22,10 @@ def test_losses_are_float32_and_close_to_full_precision(algo, dtype):
     set_schedule()
     cfg = dict(TINY_FOLK)
     if algo == 'MFM':
-        cfg = {k: v for k, v in cfg.items()
-               if k not in ('projector', 'distill_head')}
+        cfg = {
+            k: v
+            for k, v in cfg.items() if k not in ('projector', 'distill_head')
+        }
         cfg['type'] = 'MFM'
     ref = _losses(build(cfg), torch.float32)
     low = _losses(build(cfg), dtype)
@@ -61,3 +63,35 @@ def test_fp16_dynamic_loss_scale_steps_the_student():
     after = model.backbone.patch_embed.projection.weight
     assert not torch.equal(before, after)
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_projector_prototypes_run_in_float32_under_bf16_autocast():
+    """The 'out_channels'-way prototype layer ignores autocast: its logits
+    are float32 and equal to a float32 computation on the (autocast) MLP
+    output, while a bf16 prototype layer would differ."""
+    import torch.nn.functional as F
+    from mmpretrain.registry import MODELS
+    torch.manual_seed(0)
+    proj = MODELS.build(
+        dict(
+            type='DINOProjector',
+            in_channels=32,
+            hidden_channels=48,
+            bottleneck_channels=16,
+            out_channels=256))
+    proj.init_weights()
+    x = torch.randn(8, 32)
+    hidden = {}
+    proj.mlp.register_forward_hook(
+        lambda m, args, out: hidden.update(h=out.detach()))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        logits = proj(x)
+    assert hidden['h'].dtype == torch.bfloat16  # the MLP follows autocast
+    assert logits.dtype == torch.float32
+    weight = proj.last_layer.weight.detach()  # (256, 16) float32
+    expected = F.normalize(hidden['h'].float(), dim=-1) @ weight.t()
+    torch.testing.assert_close(logits, expected, rtol=1e-6, atol=1e-6)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        low = F.linear(F.normalize(hidden['h'], dim=-1), weight)
+    assert low.dtype == torch.bfloat16
+    assert not torch.allclose(low.float(), expected, rtol=0, atol=1e-4)

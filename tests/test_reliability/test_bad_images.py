@@ -11,11 +11,11 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import default_collate, pseudo_collate
+from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 from PIL import Image
 from runner_utils import DEMO_CFG
 
 from folk.datasets import ImageLoadError, LoadImageFromFileSafe
-from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 
 CROP = 64
 RNG = np.random.default_rng(0)
@@ -62,25 +62,26 @@ def _write(path, array, mode=None):
 
 HANDLED = {
     # name: (writer, expected loaded BGR image or None)
-    'gray.png': (lambda p: _write(p, RGB[..., 0]),
-                 np.repeat(RGB[..., :1], 3, axis=2)),
+    'gray.png':
+    (lambda p: _write(p, RGB[..., 0]), np.repeat(RGB[..., :1], 3, axis=2)),
     'gray_alpha.png': (lambda p: _write(p, RGB[..., :2], 'LA'),
                        np.repeat(RGB[..., :1], 3, axis=2)),
-    'rgba.png': (lambda p: _write(
-        p, np.dstack([RGB, np.full(RGB.shape[:2], 9, np.uint8)]), 'RGBA'),
-        RGB[..., ::-1]),
+    'rgba.png':
+    (lambda p: _write(p, np.dstack(
+        [RGB, np.full(RGB.shape[:2], 9, np.uint8)]), 'RGBA'), RGB[..., ::-1]),
     'palette.png': (lambda p: Image.fromarray(RGB).convert(
         'P', palette=Image.ADAPTIVE).save(p), None),
-    'cmyk.jpg': (lambda p: Image.fromarray(RGB).convert('CMYK').save(p),
-                 None),
+    'cmyk.jpg': (lambda p: Image.fromarray(RGB).convert('CMYK').save(p), None),
     'gray.jpg': (lambda p: _write(p, RGB[..., 0]), None),
-    'small_10x12.png': (lambda p: _write(p, RGB[:10, :12]),
-                        RGB[:10, :12, ::-1]),
+    'small_10x12.png':
+    (lambda p: _write(p, RGB[:10, :12]), RGB[:10, :12, ::-1]),
     'single_pixel.png': (lambda p: _write(p, RGB[:1, :1]), RGB[:1, :1, ::-1]),
-    'wide_1x2000.png': (lambda p: _write(
-        p, np.tile(RGB[:1], (1, 25, 1))[:, :2000]), None),
-    'tall_1000x1.png': (lambda p: _write(
-        p, np.tile(RGB[:, :1], (11, 1, 1))[:1000]), None),
+    'wide_1x2000.png':
+    (lambda p: _write(p,
+                      np.tile(RGB[:1], (1, 25, 1))[:, :2000]), None),
+    'tall_1000x1.png':
+    (lambda p: _write(p,
+                      np.tile(RGB[:, :1], (11, 1, 1))[:1000]), None),
 }
 
 
@@ -144,11 +145,11 @@ def _png_bytes():
 BROKEN = {
     'empty.jpg': (lambda: b'', 'empty file'),
     'not_an_image.jpg': (lambda: b'hello, world\n' * 10, 'not a decodable'),
-    'truncated.jpg': (lambda: _jpeg_bytes()[:len(_jpeg_bytes()) // 2],
-                      'not a decodable'),
+    'truncated.jpg':
+    (lambda: _jpeg_bytes()[:len(_jpeg_bytes()) // 2], 'not a decodable'),
     'truncated_end.jpg': (lambda: _jpeg_bytes()[:-2], 'not a decodable'),
-    'truncated.png': (lambda: _png_bytes()[:len(_png_bytes()) // 2],
-                      'not a decodable'),
+    'truncated.png':
+    (lambda: _png_bytes()[:len(_png_bytes()) // 2], 'not a decodable'),
 }
 
 
@@ -191,8 +192,12 @@ def test_error_in_a_dataloader_worker_names_the_file(tmp_path, cfg):
         _write(str(tmp_path / f'ok{i}.png'), RGB)
     (tmp_path / 'zz_truncated.jpg').write_bytes(_jpeg_bytes()[:300])
     dataset = DATASETS.build(
-        dict(type='CustomDataset', data_root=str(tmp_path), data_prefix='',
-             with_label=False, pipeline=cfg.train_pipeline))
+        dict(
+            type='CustomDataset',
+            data_root=str(tmp_path),
+            data_prefix='',
+            with_label=False,
+            pipeline=cfg.train_pipeline))
     assert len(dataset) == 4
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=4, num_workers=1, collate_fn=pseudo_collate)
@@ -208,7 +213,11 @@ def test_skip_policy_in_a_dataset_resamples(tmp_path, cfg):
     pipe = [dict(type='LoadImageFromFileSafe', on_error='skip')] + \
         cfg.train_pipeline[1:]
     dataset = DATASETS.build(
-        dict(type='CustomDataset', data_root=str(tmp_path), data_prefix='',
-             with_label=False, pipeline=pipe))
+        dict(
+            type='CustomDataset',
+            data_root=str(tmp_path),
+            data_prefix='',
+            with_label=False,
+            pipeline=pipe))
     paths = [dataset[i]['data_samples'].img_path for i in range(2)]
     assert all(p.endswith('ok.png') for p in paths)

@@ -26,13 +26,15 @@ KILL_AT = 3
 
 def _cmd(work_dir, data_root, resume=False):
     cmd = [
-        sys.executable, osp.join(REPO, 'tools', 'train.py'), DEMO_CFG,
-        '--work-dir', str(work_dir)
+        sys.executable,
+        osp.join(REPO, 'tools', 'train.py'), DEMO_CFG, '--work-dir',
+        str(work_dir)
     ]
     if resume:
         cmd += ['--resume', 'auto']
     return cmd + [
-        '--cfg-options', 'train_dataloader.batch_size=4',
+        '--cfg-options',
+        'train_dataloader.batch_size=4',
         'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
         f'train_dataloader.dataset.data_root={data_root}',
@@ -45,35 +47,45 @@ def _cmd(work_dir, data_root, resume=False):
 
 def _env():
     # same thread count in every process: identical float results
-    return dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
-                PYTHONUNBUFFERED='1')
+    return dict(
+        os.environ,
+        OMP_NUM_THREADS='1',
+        MKL_NUM_THREADS='1',
+        PYTHONUNBUFFERED='1')
 
 
 def _losses(work_dir):
     """{run timestamp: {iter: {loss key: value}}} from scalars.json."""
     runs = {}
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          'scalars.json'))):
+    for path in sorted(
+            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
         run = {}
         for line in open(path):
             rec = json.loads(line)
             if 'loss' in rec:
                 run[rec['iter']] = {
-                    k: v for k, v in rec.items() if k.startswith('loss')}
+                    k: v
+                    for k, v in rec.items() if k.startswith('loss')
+                }
         runs[path] = run
     return runs
 
 
-def test_sigkill_then_resume_auto_matches_uninterrupted(tmp_path,
-                                                        imagenette_root):
+def test_sigkill_then_resume_auto_matches_uninterrupted(
+        tmp_path, imagenette_root):
     full_dir, crash_dir = tmp_path / 'full', tmp_path / 'crash'
     # the uninterrupted run and the run to be killed run side by side
-    full = subprocess.Popen(_cmd(full_dir, imagenette_root), env=_env(),
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    victim = subprocess.Popen(_cmd(crash_dir, imagenette_root), env=_env(),
-                              stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    full = subprocess.Popen(
+        _cmd(full_dir, imagenette_root),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True)
+    victim = subprocess.Popen(
+        _cmd(crash_dir, imagenette_root),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
     target = crash_dir / f'iter_{KILL_AT}.pth'
     deadline = time.time() + 300
     while not target.exists():
@@ -90,9 +102,12 @@ def test_sigkill_then_resume_auto_matches_uninterrupted(tmp_path,
 
     _, err = full.communicate(timeout=600)
     assert full.returncode == 0, err[-3000:]
-    resumed = subprocess.run(_cmd(crash_dir, imagenette_root, resume=True),
-                             env=_env(), capture_output=True, text=True,
-                             timeout=600)
+    resumed = subprocess.run(
+        _cmd(crash_dir, imagenette_root, resume=True),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     (reference, ) = _losses(full_dir).values()
@@ -108,5 +123,4 @@ def test_sigkill_then_resume_auto_matches_uninterrupted(tmp_path,
                 (it, key)
     # the killed process agreed with the reference before it died too
     for it, values in killed_run.items():
-        assert values['loss'] == pytest.approx(reference[it]['loss'],
-                                               rel=1e-5)
+        assert values['loss'] == pytest.approx(reference[it]['loss'], rel=1e-5)

@@ -9,7 +9,8 @@ from runner_utils import DEMO_CFG, REPO
 SHORT = [
     'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2',
     'default_hooks.logger.interval=1', 'train_dataloader.batch_size=4',
-    'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False'
+    'train_dataloader.num_workers=0',
+    'train_dataloader.persistent_workers=False'
 ]
 
 
@@ -19,7 +20,11 @@ def _run(cmd, tmp_path, imagenette_root):
     opts = SHORT + [f'train_dataloader.dataset.data_root={imagenette_root}/']
     proc = subprocess.run(
         cmd + ['--work-dir', str(tmp_path), '--cfg-options'] + opts,
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert osp.isfile(tmp_path / 'iter_2.pth')
     return proc.stdout + proc.stderr

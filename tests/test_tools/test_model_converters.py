@@ -1,17 +1,16 @@
-"""FOLK/MFM -> MMPretrain / MMSeg / timm converters (folk.converters)."""
+"""FOLK/MFM -> MMPretrain / MMSeg / timm converters (folk.downstream)."""
 import os
 import os.path as osp
 
 import pytest
 import torch
-from mmengine.registry import DefaultScope
-
 from downstream_utils import (IMG, build_pretrain_model, mmpretrain_vit,
                               mmseg_vit, save_pretrain_checkpoint)
-from folk.compat import safe_torch_load
-from folk.converters import (NotAPretrainCheckpointError, check_loaded_keys,
-                             check_weights_equal, cli_main,
-                             convert_checkpoint)
+from mmengine.registry import DefaultScope
+
+from folk.downstream import (NotAPretrainCheckpointError, check_loaded_keys,
+                             check_weights_equal, cli_main, convert_checkpoint)
+from folk.engine.checkpoint import safe_torch_load
 
 
 @pytest.fixture(scope='module')
@@ -86,7 +85,9 @@ def test_mmpretrain_classifier_loads(folk_ckpt, tmp_path):
         backbone=dict(
             type='VisionTransformer',
             arch=dict(
-                embed_dims=192, num_layers=4, num_heads=3,
+                embed_dims=192,
+                num_layers=4,
+                num_heads=3,
                 feedforward_channels=768),
             img_size=96,  # pos_embed is resized on load
             patch_size=8,
@@ -116,8 +117,13 @@ def test_timm_same_features(folk_model, folk_ckpt, images, tmp_path):
     convert_checkpoint(folk_ckpt, out, 'timm')
     sd = safe_torch_load(out)
     vit = VisionTransformer(
-        img_size=IMG, patch_size=8, embed_dim=192, depth=4, num_heads=3,
-        mlp_ratio=4, num_classes=0).eval()
+        img_size=IMG,
+        patch_size=8,
+        embed_dim=192,
+        depth=4,
+        num_heads=3,
+        mlp_ratio=4,
+        num_classes=0).eval()
     vit.load_state_dict(sd, strict=True)
     assert check_loaded_keys(vit, sd).ok
     ref = folk_model.teacher.module.backbone(images)[-1]  # (B, 1 + N, C)
@@ -172,20 +178,18 @@ def test_student_teacher_flag_cli(folk_model, folk_ckpt, tmp_path, capsys):
     paths = {}
     for weights in ('student', 'teacher'):
         paths[weights] = str(tmp_path / f'{weights}.pth')
-        assert cli_main('mmseg', [folk_ckpt, paths[weights],
-                                  '--weights', weights]) == 0
+        assert cli_main('mmseg',
+                        [folk_ckpt, paths[weights], '--weights', weights]) == 0
     printed = capsys.readouterr().out
     assert 'from backbone.* (student weights)' in printed
     assert 'from teacher.module.backbone.* (teacher weights)' in printed
     for weights, module in (('student', folk_model.backbone),
                             ('teacher', folk_model.teacher.module.backbone)):
         sd = safe_torch_load(paths[weights])['state_dict']
-        torch.testing.assert_close(
-            sd['patch_embed.projection.weight'],
-            module.patch_embed.projection.weight)
-        torch.testing.assert_close(
-            sd['layers.2.attn.attn.in_proj_weight'],
-            module.layers[2].attn.qkv.weight)
+        torch.testing.assert_close(sd['patch_embed.projection.weight'],
+                                   module.patch_embed.projection.weight)
+        torch.testing.assert_close(sd['layers.2.attn.attn.in_proj_weight'],
+                                   module.layers[2].attn.qkv.weight)
 
 
 def test_report_lists_dropped_prefixes(folk_model, folk_ckpt, tmp_path,
@@ -222,8 +226,9 @@ def test_mfm_checkpoint(mfm_model, mfm_ckpt, images, tmp_path, capsys):
         vit(images)[-1], mfm_model.backbone(images)[-1], rtol=0, atol=1e-6)
 
     with pytest.raises(SystemExit) as exc:
-        cli_main('timm', [mfm_ckpt, str(tmp_path / 't.pth'), '--weights',
-                          'teacher'])
+        cli_main('timm',
+                 [mfm_ckpt,
+                  str(tmp_path / 't.pth'), '--weights', 'teacher'])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert 'MFM checkpoint' in err and 'no EMA teacher' in err
@@ -236,8 +241,11 @@ def test_non_folk_file_refused(folk_ckpt, tmp_path, capsys, kind):
     if kind == 'converted':
         convert_checkpoint(folk_ckpt, bad, 'mmpretrain')
     elif kind == 'classifier':
-        torch.save(dict(state_dict={'backbone.w': torch.zeros(1),
-                                    'head.fc.weight': torch.zeros(1)}), bad)
+        torch.save(
+            dict(state_dict={
+                'backbone.w': torch.zeros(1),
+                'head.fc.weight': torch.zeros(1)
+            }), bad)
     else:
         torch.save(torch.zeros(3), bad)
     with pytest.raises(NotAPretrainCheckpointError, match=bad):
@@ -274,8 +282,8 @@ def test_resnet_mfm_to_timm_and_mmseg(tmp_path):
     x = torch.randn(1, 3, 64, 64)
 
     convert_checkpoint(src, str(tmp_path / 'timm.pth'), 'timm')
-    model = timm.create_model('resnet18', pretrained=False,
-                              num_classes=0).eval()
+    model = timm.create_model(
+        'resnet18', pretrained=False, num_classes=0).eval()
     model.load_state_dict(safe_torch_load(str(tmp_path / 'timm.pth')))
     torch.testing.assert_close(
         model.forward_features(x), backbone(x)[-1], rtol=0, atol=1e-5)
@@ -286,8 +294,7 @@ def test_resnet_mfm_to_timm_and_mmseg(tmp_path):
     seg_sd = safe_torch_load(str(tmp_path / 'seg.pth'))
     assert check_loaded_keys(seg, seg_sd).ok
     seg.load_state_dict(seg_sd['state_dict'])
-    torch.testing.assert_close(seg(x)[-1], backbone(x)[-1], rtol=0,
-                               atol=1e-5)
+    torch.testing.assert_close(seg(x)[-1], backbone(x)[-1], rtol=0, atol=1e-5)
 
 
 def test_safe_load_allows_only_history_buffer_getattr(tmp_path):
@@ -298,6 +305,7 @@ def test_safe_load_allows_only_history_buffer_getattr(tmp_path):
     from mmengine.logging import HistoryBuffer
 
     class Evil:
+
         def __reduce__(self):
             return getattr, (OrderedDict, 'fromkeys')
 

@@ -5,12 +5,12 @@ import pytest
 import torch
 from runner_utils import demo_cfg, run
 
-from folk.compat import safe_torch_load
+from folk.engine.checkpoint import safe_torch_load
 
 
 def test_demo_config_trains_one_iteration(tmp_path, imagenette_root):
-    losses, runner = run(demo_cfg(tmp_path, imagenette_root, max_iters=1,
-                                  ckpt_every=1))
+    losses, runner = run(
+        demo_cfg(tmp_path, imagenette_root, max_iters=1, ckpt_every=1))
     assert set(losses[1]) == {'loss', 'loss_freq', 'loss_distill'}
     ckpt = safe_torch_load(osp.join(tmp_path, 'iter_1.pth'))
     keys = ckpt['state_dict']
@@ -21,12 +21,14 @@ def test_demo_config_trains_one_iteration(tmp_path, imagenette_root):
 
 def test_resume_continues_exactly(tmp_path, imagenette_root):
     full, _ = run(demo_cfg(tmp_path / 'full', imagenette_root, max_iters=4))
-    crashed, _ = run(demo_cfg(tmp_path / 'crash', imagenette_root,
-                              max_iters=4), crash_after=2)
+    crashed, _ = run(
+        demo_cfg(tmp_path / 'crash', imagenette_root, max_iters=4),
+        crash_after=2)
     assert sorted(crashed) == [1, 2]
     assert osp.exists(tmp_path / 'crash' / 'iter_2.pth')
-    resumed, runner = run(demo_cfg(tmp_path / 'crash', imagenette_root,
-                                   max_iters=4, resume=True))
+    resumed, runner = run(
+        demo_cfg(
+            tmp_path / 'crash', imagenette_root, max_iters=4, resume=True))
     assert sorted(resumed) == [3, 4]
     for it in (3, 4):
         for key, value in full[it].items():

@@ -38,11 +38,11 @@ def test_writes_grid_png(tool, image_path, tmp_path, colors):
     assert out.is_file()
     # one row per filter: Com x 3 ratios, RCom x 3 ratios, low, high
     rows = info['rows']
-    assert [(r['kind'], r['param']) for r in rows] == [
-        ('com', 0.005), ('com', 0.01), ('com', 0.05), ('rcom', 0.005),
-        ('rcom', 0.01), ('rcom', 0.05), ('lowpass', mfm_radius(64)),
-        ('highpass', mfm_radius(64))
-    ]
+    assert [(r['kind'], r['param'])
+            for r in rows] == [('com', 0.005), ('com', 0.01), ('com', 0.05),
+                               ('rcom', 0.005), ('rcom', 0.01), ('rcom', 0.05),
+                               ('lowpass', mfm_radius(64)),
+                               ('highpass', mfm_radius(64))]
     width_in, height_in = tool.figure_inches(8, 1.0)
     expected = (int(round(height_in * 40)), int(round(width_in * 40)))
     assert info['pixels'] == expected
@@ -57,8 +57,12 @@ def test_writes_grid_png(tool, image_path, tmp_path, colors):
 
 
 def test_rows_hold_what_is_drawn(tool, image_path, tmp_path):
-    info = tool.render([image_path], str(tmp_path / 'x.png'), size=32,
-                       panel=0.5, dpi=20, colors=0)
+    info = tool.render([image_path],
+                       str(tmp_path / 'x.png'),
+                       size=32,
+                       panel=0.5,
+                       dpi=20,
+                       colors=0)
     img = tool.load_rgb01(image_path, 32)
     assert img.shape == (32, 32, 3) and img.dtype == np.float32
     x = torch.from_numpy(img).permute(2, 0, 1)[None]

@@ -4,15 +4,11 @@ Usage: python tools/model_converters/folk_to_timm.py IN.pth OUT.pth
            [--weights teacher|student]
 
 Default weights: the EMA teacher for FOLK, the student for MFM. See
-projects/folk/converters.py (folk.converters) for the key mapping.
+folk.downstream.conversion for the key mapping.
 """
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))), 'projects'))
-
-from folk.converters import cli_main  # noqa: E402
+from folk.downstream import cli_main
 
 if __name__ == '__main__':
     sys.exit(cli_main('timm'))

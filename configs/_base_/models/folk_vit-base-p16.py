@@ -1,4 +1,4 @@
-# FOLK with ViT-B/16 (README, "What the paper states"): MFM student + DINO-style
+# FOLK with ViT-B/16 (docs/method.md): MFM student + DINO-style
 # cross-view self-distillation from an EMA teacher.
 _base_ = ['./mfm_vit-base-p16.py']
 model = dict(

@@ -10,4 +10,5 @@ model = dict(
         out_type='raw',
         final_norm=True),
     neck=dict(type='SimMIMLinearDecoder', in_channels=768, encoder_stride=16),
-    head=dict(type='MFMHead', loss=dict(type='FrequencyLoss', loss_weight=1.0)))
+    head=dict(
+        type='MFMHead', loss=dict(type='FrequencyLoss', loss_weight=1.0)))

@@ -1,5 +1,5 @@
 # AdamW (0.9, 0.95), wd 0.05, 20 warm-up epochs then cosine, grad clip 3.0,
-# bf16 mixed precision. lr = 1.5e-4 x batch / 256 (README, "What the paper states").
+# bf16 mixed precision. lr = 1.5e-4 x batch / 256 (docs/method.md).
 # bf16 has float32's exponent range: no loss scaling, so the GradScaler is
 # disabled (no unscale / inf check / host sync per step). For fp16 use
 # dtype='float16', loss_scale='dynamic'.
@@ -8,7 +8,9 @@ optim_wrapper = dict(
     dtype='bfloat16',
     loss_scale=dict(enabled=False),
     optimizer=dict(
-        type='AdamW', lr=1.5e-4 * 1024 / 256, betas=(0.9, 0.95),
+        type='AdamW',
+        lr=1.5e-4 * 1024 / 256,
+        betas=(0.9, 0.95),
         weight_decay=0.05),
     clip_grad=dict(max_norm=3.0),
     paramwise_cfg=dict(
@@ -36,4 +38,8 @@ param_scheduler = [
         convert_to_iter_based=True)
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=300)
-auto_scale_lr = dict(base_batch_size=1024)
+# The lr above is for a total batch of 1024 (8 GPUs x 128). MMEngine's
+# Runner scales it by (number of GPUs x batch size) / 1024 before training
+# (linear scaling rule); tools/train.py logs the result. To train at the
+# lr as written: --cfg-options auto_scale_lr.enable=False
+auto_scale_lr = dict(enable=True, base_batch_size=1024)

@@ -1,4 +1,5 @@
-# Linear probing of a FOLK ViT-S/16 ('deit-small' arch) on ImageNet-1K.
+# Linear probing of a FOLK ViT-S/16 ('deit-small' arch) on ImageNet-1K: the
+# ViT-B/16 MAE protocol (bicubic resizes) with 384-d features.
 #   --cfg-options model.backbone.init_cfg.checkpoint=PATH
 _base_ = ['./vit-base-p16_folk-pre_8xb2048-linear-coslr-90e_in1k.py']
 

@@ -55,21 +55,32 @@ val_dataloader = dict(
     num_workers=2,
     persistent_workers=False,
     dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
+# The bundled data (and camvid240.zip) have no test split: tools/test.py
+# evaluates val here (the GPU config evaluates test.txt).
+test_dataloader = dict(
+    num_workers=2,
+    persistent_workers=False,
+    dataset=dict(
+        ann_file='val.txt',
+        data_prefix=dict(
+            img_path='images/val', seg_map_path='annotations/val'),
+        pipeline=test_pipeline))
 
 optim_wrapper = dict(
     optimizer=dict(lr=1e-3),
     paramwise_cfg=dict(num_layers=4, layer_decay_rate=0.65))
 param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=20),
     dict(
-        type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=20),
-    dict(
-        type='PolyLR', eta_min=0.0, power=1.0, begin=20, end=200,
+        type='PolyLR',
+        eta_min=0.0,
+        power=1.0,
+        begin=20,
+        end=200,
         by_epoch=False)
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=200, val_interval=200)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=200,
-        max_keep_ckpts=1))
+        type='CheckpointHook', by_epoch=False, interval=200, max_keep_ckpts=1))

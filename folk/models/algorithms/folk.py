@@ -3,9 +3,10 @@ from typing import Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
-
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+from torch.nn.modules.batchnorm import _BatchNorm
+
 from ..teacher_ema import FusedCosineEMA
 from .mfm import MFM, split_features
 
@@ -18,8 +19,8 @@ def check_distill_dims(projector: nn.Module, distill_head: nn.Module) -> None:
     """
     last = getattr(projector, 'last_layer', None)
     out_channels = getattr(last, 'out_features', None)
-    center = getattr(getattr(distill_head, 'loss_module', None), 'center',
-                     None)
+    center = getattr(
+        getattr(distill_head, 'loss_module', None), 'center', None)
     if out_channels is None or center is None:
         return
     if center.shape[-1] != out_channels:
@@ -66,6 +67,12 @@ class FOLK(MFM):
     after each step. Its momentum follows a cosine schedule from
     ``teacher_momentum`` to ``teacher_momentum_end`` over ``max_iters``.
 
+    The teacher is deterministic whatever the student's ``drop_path_rate``
+    or dropout: in training only its BatchNorm layers are in train mode
+    (see :meth:`train`). Its BatchNorm statistics come from its own
+    forward passes on the unfiltered views, never from the student
+    (:class:`FusedCosineEMA` averages parameters only), as in DINO.
+
     Args:
         backbone (dict): Backbone config.
         neck (dict): MFM decoder config.
@@ -78,6 +85,8 @@ class FOLK(MFM):
         pretrained, compile_backbone, data_preprocessor, init_cfg: as
             :class:`MFM`.
     """
+
+    compile_in_init = False  # compiled after the teacher copy, see MFM
 
     def __init__(self,
                  backbone: dict,
@@ -114,7 +123,26 @@ class FOLK(MFM):
             self.student_encoder(),
             momentum=1.0 - teacher_momentum,
             end_momentum=1.0 - teacher_momentum_end)
+        self.train()  # the teacher's modes (see ``train``)
         self.compile_backbones()  # student and teacher backbones
+
+    def train(self, mode: bool = True) -> 'FOLK':
+        """Set the training mode; the teacher runs without stochastic layers.
+
+        With ``mode=True`` the student (and the rest of the model) is in
+        train mode, while the teacher is in eval mode except its BatchNorm
+        layers: no drop path, dropout or attention dropout in the teacher
+        (two teacher forwards of one batch are equal), and a CNN teacher
+        normalises with the statistics of its own (unfiltered) batch and
+        keeps running statistics of them, as DINO's teacher does.
+        """
+        super().train(mode)
+        self.teacher.eval()
+        if mode:
+            for m in self.teacher.modules():
+                if isinstance(m, _BatchNorm):  # includes SyncBatchNorm
+                    m.train()
+        return self
 
     def student_encoder(self) -> GlobalEncoder:
         """A view of the student's backbone + projector (shared modules)."""
@@ -138,7 +166,9 @@ class FOLK(MFM):
             data_samples (list[DataSample]): Unused.
 
         Returns:
-            dict[str, Tensor]: ``loss_freq`` and ``loss_distill``.
+            dict[str, Tensor]: ``loss_freq``, ``loss_distill`` and the
+            detached ``teacher_entropy`` / ``teacher_marginal_entropy``
+            (:class:`DistillHead`).
         """
         num_views = len(inputs['views'])
         # Teacher: unfiltered views only, no gradient. It runs first, so
@@ -153,5 +183,7 @@ class FOLK(MFM):
         cls, fmap = self.encode(torch.cat(inputs['filtered']))  # (V*B, C)
         loss_freq = self.reconstruction_loss(fmap, inputs)
         student = self.projector(cls).chunk(num_views)  # V x (B, K)
-        loss_distill = self.distill_head.loss(student, teacher)
-        return dict(loss_freq=loss_freq, loss_distill=loss_distill)
+        # loss_distill and the teacher's entropy (logged, not summed)
+        losses = dict(loss_freq=loss_freq)
+        losses.update(self.distill_head.loss(student, teacher))
+        return losses

@@ -4,15 +4,14 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 
-def split_features(feat: torch.Tensor,
-                   image_hw: Tuple[int, int]) -> Tuple[torch.Tensor,
-                                                       torch.Tensor]:
+def split_features(
+        feat: torch.Tensor,
+        image_hw: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
     """Global vector and spatial map of a backbone output.
 
     Args:
@@ -70,12 +69,18 @@ class MFM(BaseSelfSupervisor):
             with :meth:`torch.nn.Module.compile` (a dict is passed to it as
             keyword arguments); state-dict keys are unchanged. MMEngine's
             ``compile=True`` (the whole ``train_step``) fails with torch
-            2.14 inside the optimizer step, see the README. Defaults to
+            2.14 inside the optimizer step, see docs/benchmarks.md. Defaults to
             False.
         data_preprocessor (dict, optional): Defaults to
             ``FrequencyFilterPreprocessor``.
         init_cfg (dict | list[dict], optional): Initialisation config.
     """
+
+    #: Whether ``__init__`` applies ``compile_backbone``. A subclass that
+    #: copies the backbone after ``__init__`` (FOLK's EMA teacher) sets it
+    #: to False and calls :meth:`compile_backbones` once every copy exists:
+    #: a compiled module must not be deep-copied.
+    compile_in_init = True
 
     def __init__(self,
                  backbone: dict,
@@ -96,22 +101,23 @@ class MFM(BaseSelfSupervisor):
             init_cfg=init_cfg)
         check_backbone(self.backbone)
         self.compile_backbone = compile_backbone
-        if type(self) is MFM:
+        if self.compile_in_init:
             self.compile_backbones()
 
     def compile_backbones(self) -> None:
         """Apply ``compile_backbone`` (after every copy of the backbone)."""
         if not self.compile_backbone:
             return
-        kwargs = (dict(self.compile_backbone) if isinstance(
-            self.compile_backbone, dict) else {})
+        kwargs = (
+            dict(self.compile_backbone)
+            if isinstance(self.compile_backbone, dict) else {})
         self.backbone.compile(**kwargs)
         teacher = getattr(self, 'teacher', None)
         if teacher is not None:
             teacher.module.backbone.compile(**kwargs)
 
-    def encode(self, images: torch.Tensor
-               ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def encode(self,
+               images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Backbone features of a batch.
 
         Args:
@@ -124,8 +130,8 @@ class MFM(BaseSelfSupervisor):
         feat = self.backbone(images)[-1]
         return split_features(feat, images.shape[-2:])
 
-    def reconstruction_loss(self, fmap: torch.Tensor, inputs: Dict
-                            ) -> torch.Tensor:
+    def reconstruction_loss(self, fmap: torch.Tensor,
+                            inputs: Dict) -> torch.Tensor:
         """Decode ``fmap`` and compare with the unfiltered views."""
         pred = self.neck(fmap)  # (V*B, 3, H, W)
         target = torch.cat(inputs['views'])  # (V*B, 3, H, W)

@@ -1,9 +1,8 @@
 """Cross-view self-distillation head of FOLK."""
-from typing import Sequence
+from typing import Dict, Sequence
 
 import torch
 from mmengine.model import BaseModule
-
 from mmpretrain.registry import MODELS
 
 
@@ -13,8 +12,9 @@ class DistillHead(BaseModule):
 
     With views ``u``, ``v``: ``student(u~)`` learns ``teacher(v)`` and
     ``student(v~)`` learns ``teacher(u)``; the two terms are averaged. The
-    teacher centre is updated after the loss with all teacher outputs (and,
-    on the first iteration, initialised from them; see :class:`DistillLoss`).
+    pairing, the teacher's centring and sharpening and the centre update
+    (in training mode) are done by the loss (:class:`DistillLoss`) in one
+    call, as :class:`mmpretrain.models.heads.DINOHead` does.
 
     Args:
         loss (dict): Config of the loss, e.g. ``dict(type='DistillLoss')``.
@@ -24,15 +24,9 @@ class DistillHead(BaseModule):
         super().__init__()
         self.loss_module = MODELS.build(loss)
 
-    @staticmethod
-    def pairs(num_views: int):
-        """Index pairs (student view, teacher view): every cross pair."""
-        return [(s, t) for s in range(num_views) for t in range(num_views)
-                if s != t]
-
     def loss(self, student: Sequence[torch.Tensor],
-             teacher: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Compute the distillation loss.
+             teacher: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Compute the distillation loss and the teacher's entropy.
 
         Args:
             student (list[Tensor]): Student logits of the filtered views,
@@ -41,18 +35,10 @@ class DistillHead(BaseModule):
                 each (B, K), in the same view order.
 
         Returns:
-            Tensor: scalar loss.
+            dict[str, Tensor]: ``loss_distill`` (scalar) and the detached
+            ``teacher_entropy`` and ``teacher_marginal_entropy`` (nats, see
+            :meth:`DistillLoss.forward`). Their names hold no ``'loss'``:
+            MMEngine logs them without adding them to the loss.
         """
-        if len(student) != len(teacher) or len(student) < 2:
-            raise ValueError('need the same number (>= 2) of student and '
-                             f'teacher views, got {len(student)} and '
-                             f'{len(teacher)}')
-        if self.training:
-            batch_center = self.loss_module.batch_center(torch.cat(teacher))
-            self.loss_module.start_center(batch_center)
-        probs = [self.loss_module.teacher_probs(t) for t in teacher]
-        pairs = self.pairs(len(student))
-        total = sum(self.loss_module(student[s], probs[t]) for s, t in pairs)
-        if self.training:
-            self.loss_module.update_center(batch_center=batch_center)
-        return total / len(pairs)
+        loss, stats = self.loss_module(student, teacher)
+        return dict(loss_distill=loss, **stats)

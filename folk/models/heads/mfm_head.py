@@ -1,7 +1,6 @@
 """MFM reconstruction head: frequency loss of the decoded image."""
 import torch
 from mmengine.model import BaseModule
-
 from mmpretrain.registry import MODELS
 
 

@@ -1,12 +1,11 @@
 """DINO-style self-distillation loss with a centred, sharpened teacher."""
-from typing import Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModule
-
 from mmpretrain.registry import MODELS
 
 
@@ -15,8 +14,10 @@ class DistillLoss(BaseModule):
     """Cross-entropy between a sharpened, centred teacher and the student.
 
     ``loss = -sum softmax((t - center) / T_t) * log_softmax(s / T_s)``,
-    averaged over the batch. The centre is an exponential moving average of
-    the teacher's batch mean, all-reduced over processes, updated by
+    averaged over the batch and over the cross-view pairs (each student view
+    against the teacher's output for every other view, as in DINO; one call
+    of :meth:`forward` with all views). The centre is an exponential moving
+    average of the teacher's batch mean, all-reduced over processes, updated by
     :meth:`update_center` and saved as a buffer (restored on resume).
 
     The teacher temperature rises linearly from ``warmup_teacher_temp`` to
@@ -104,8 +105,8 @@ class DistillLoss(BaseModule):
             if max_epochs is None:  # iteration-based loop
                 warmup = int(self.warmup_epochs)
             else:
-                warmup = int(round(self.warmup_epochs * max_iters /
-                                   max_epochs))
+                warmup = int(
+                    round(self.warmup_epochs * max_iters / max_epochs))
         if warmup <= 0 or cur >= warmup:
             return self.teacher_temp
         frac = cur / warmup
@@ -118,8 +119,8 @@ class DistillLoss(BaseModule):
         return F.softmax(
             (teacher_logits.float() - self.center) / temp, dim=-1).detach()
 
-    def forward(self, student_logits: torch.Tensor,
-                teacher_probs: torch.Tensor) -> torch.Tensor:
+    def cross_entropy(self, student_logits: torch.Tensor,
+                      teacher_probs: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the student against teacher probabilities.
 
         Args:
@@ -127,12 +128,75 @@ class DistillLoss(BaseModule):
             teacher_probs (Tensor): (B, K) from :meth:`teacher_probs`.
 
         Returns:
-            Tensor: scalar loss (weighted).
+            Tensor: scalar, the batch mean (unweighted).
         """
-        log_p = F.log_softmax(student_logits.float() / self.student_temp,
-                              dim=-1)
-        loss = -(teacher_probs * log_p).sum(dim=-1).mean()
-        return self.loss_weight * loss
+        log_p = F.log_softmax(
+            student_logits.float() / self.student_temp, dim=-1)
+        return -(teacher_probs * log_p).sum(dim=-1).mean()
+
+    @staticmethod
+    def pairs(num_views: int) -> List[Tuple[int, int]]:
+        """Index pairs (student view, teacher view): every cross pair."""
+        return [(s, t) for s in range(num_views) for t in range(num_views)
+                if s != t]
+
+    def forward(
+        self, student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """Cross-view distillation loss, in one call.
+
+        Each student view learns the teacher's output for every *other*
+        view (:meth:`pairs`); the terms are averaged. In training mode the
+        centre is started (first batch) before and updated after the loss
+        with all teacher outputs.
+
+        Args:
+            student (list[Tensor]): Student logits, one (B, K) per view.
+            teacher (list[Tensor]): Teacher logits, one (B, K) per view, in
+                the same view order.
+
+        Returns:
+            tuple[Tensor, dict[str, Tensor]]: The weighted scalar loss and
+            detached statistics of the teacher distribution ``p`` over all
+            of this process's teacher outputs (in nats, at most ``ln K``):
+
+            - ``teacher_entropy``: mean per-sample entropy ``H(p)``; near
+              ``ln K`` when the teacher collapsed to a uniform output.
+            - ``teacher_marginal_entropy``: entropy of the batch-mean
+              distribution ``H(mean p)``; ``exp`` of it is the effective
+              number of prototypes in use, small when the teacher collapsed
+              onto a few prototypes.
+        """
+        if len(student) != len(teacher) or len(student) < 2:
+            raise ValueError('DistillLoss: need the same number (>= 2) of '
+                             'student and teacher views, got '
+                             f'{len(student)} and {len(teacher)}')
+        all_teacher = torch.cat(teacher)  # (V*B, K)
+        if self.training:
+            batch_center = self.batch_center(all_teacher)  # (1, K)
+            self.start_center(batch_center)
+        probs = self.teacher_probs(all_teacher)  # (V*B, K)
+        view_probs = probs.split([t.shape[0] for t in teacher])
+        pairs = self.pairs(len(student))
+        loss = sum(
+            self.cross_entropy(student[s], view_probs[t])
+            for s, t in pairs) / len(pairs)
+        if self.training:
+            self.update_center(batch_center=batch_center)
+        stats = self.entropy_stats(probs)
+        return self.loss_weight * loss, stats
+
+    @staticmethod
+    @torch.no_grad()
+    def entropy_stats(probs: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Per-sample and marginal entropy of (N, K) probabilities (nats).
+
+        See :meth:`forward`. No host synchronisation: the values stay on
+        the device until they are logged.
+        """
+        sample = torch.special.entr(probs).sum(dim=-1).mean()
+        marginal = torch.special.entr(probs.mean(dim=0)).sum()
+        return dict(teacher_entropy=sample, teacher_marginal_entropy=marginal)
 
     @torch.no_grad()
     def batch_center(self, teacher_logits: torch.Tensor) -> torch.Tensor:
@@ -145,7 +209,8 @@ class DistillLoss(BaseModule):
             Tensor: (1, K) mean over every process's rows.
         """
         total = teacher_logits.float().sum(dim=0, keepdim=True)  # (1, K)
-        count = torch.full((1, 1), float(teacher_logits.shape[0]),
+        count = torch.full((1, 1),
+                           float(teacher_logits.shape[0]),
                            device=total.device)
         if get_world_size() > 1:
             all_reduce(total, op='sum')

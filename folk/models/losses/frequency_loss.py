@@ -1,8 +1,8 @@
 """MFM's frequency reconstruction loss on the masked frequencies."""
 import torch
 from mmengine.model import BaseModule
-
 from mmpretrain.registry import MODELS
+
 from ...frequency import conjugate_partner
 
 
@@ -72,8 +72,9 @@ class FrequencyLoss(BaseModule):
             # spectrum of rfft2 holds every distance, at half the memory
             # and FFT work of fft2. Each half-spectrum bin is weighted by the
             # number of masked full-spectrum bins it stands for.
-            diff = torch.fft.rfft2(pred.float() - target.float(),
-                                   norm='ortho')  # (B, C, H, W // 2 + 1)
+            diff = torch.fft.rfft2(
+                pred.float() - target.float(),
+                norm='ortho')  # (B, C, H, W // 2 + 1)
             masked = ~keep  # (B, H, W)
             weight = half_spectrum_weight(masked)  # (B, H, W // 2 + 1)
             num = masked.sum() * pred.shape[1]

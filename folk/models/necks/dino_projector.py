@@ -4,7 +4,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
-
 from mmpretrain.registry import MODELS
 
 
@@ -14,6 +13,12 @@ class DINOProjector(BaseModule):
 
     MMPretrain has no DINO head in its core (its ``projects/dino`` is not
     installed with the package), so this small module is ours.
+
+    The prototype layer runs in float32 even inside an autocast region: its
+    logits are divided by the teacher temperature (0.04) before the
+    softmax, so bf16's rounding of logits of size ~1 (up to 2**-8
+    relative) would move them by up to ~0.05 after the division. The MLP
+    follows autocast.
 
     Args:
         in_channels (int): Input feature dimension (the [CLS] token or the
@@ -61,5 +66,6 @@ class DINOProjector(BaseModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_channels) -> (B, out_channels) logits."""
         x = self.mlp(x)  # (B, bottleneck)
-        x = F.normalize(x, dim=-1, p=2)
-        return self.last_layer(x)  # (B, out_channels)
+        with torch.autocast(x.device.type, enabled=False):
+            x = F.normalize(x.float(), dim=-1, p=2)
+            return self.last_layer(x)  # (B, out_channels) float32

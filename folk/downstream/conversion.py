@@ -1,6 +1,6 @@
-"""Turn FOLK / MFM pre-training checkpoints into downstream backbone weights.
+"""FOLK / MFM pre-training checkpoints -> downstream backbone weights.
 
-A FOLK or MFM pre-training checkpoint (an mmengine checkpoint) holds the
+A FOLK or MFM pre-training checkpoint (an MMEngine checkpoint) holds the
 student backbone (``backbone.*``), the MFM decoder (``neck.decoder.*``) and,
 for FOLK only, the distillation projector (``projector.*``), the centre of
 the distillation loss (``distill_head.*``) and the EMA teacher
@@ -20,17 +20,10 @@ DINO / iBOT, the teacher is a temporal ensemble of the student and gives
 the better features for transfer) and the student of an MFM checkpoint,
 which has no teacher.
 
-Pretrained weights are loaded non-strictly by MMEngine's ``PretrainedInit``
-and by MMSeg's ViT / MAE / BEiT backbones, so a wrong key silently leaves a
-randomly initialised layer. :func:`check_loaded_keys` verifies a module
-against a state dict and :class:`PretrainedKeysCheckHook` runs that check
-(plus a check that the weights really arrived) at the start of training.
-Import this module (``custom_imports=dict(imports=['folk',
-'folk.converters'])``) to register the hook and the MMSeg layer-decay
-optimizer constructor :class:`ViTLayerDecayOptimizerConstructor`.
+:func:`cli_main` is the command line of
+``tools/model_converters/folk_to_*.py``.
 """
 import json
-import os
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -38,10 +31,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
-import torch.nn as nn
 
-from .compat import safe_torch_load
-from .fileio import atomic_torch_save
+from ..engine.checkpoint import atomic_torch_save, safe_torch_load
 
 TEACHER_PREFIX = 'teacher.module.backbone.'
 STUDENT_PREFIX = 'backbone.'
@@ -73,8 +64,8 @@ class NotAPretrainCheckpointError(ValueError):
 # ---------------------------------------------------------------------------
 # Reading a pre-training checkpoint
 # ---------------------------------------------------------------------------
-def load_pretrain_state_dict(path: str) -> Tuple[Dict[str, torch.Tensor],
-                                                 dict]:
+def load_pretrain_state_dict(
+        path: str) -> Tuple[Dict[str, torch.Tensor], dict]:
     """Load a FOLK / MFM checkpoint safely and check what it is.
 
     Args:
@@ -166,9 +157,9 @@ class ConversionReport:
 
 
 def extract_backbone(
-        state_dict: Mapping,
-        weights: Optional[str] = None,
-        src: str = '<state_dict>'
+    state_dict: Mapping,
+    weights: Optional[str] = None,
+    src: str = '<state_dict>'
 ) -> Tuple['OrderedDict[str, torch.Tensor]', ConversionReport]:
     """Take the student or teacher backbone out of a pre-training state dict.
 
@@ -192,9 +183,8 @@ def extract_backbone(
             f'{src} is an MFM checkpoint (no {TEACHER_PREFIX}* keys) and has '
             "no EMA teacher: use --weights student")
     prefix = TEACHER_PREFIX if weights == 'teacher' else STUDENT_PREFIX
-    backbone = OrderedDict(
-        (k[len(prefix):], v) for k, v in state_dict.items()
-        if k.startswith(prefix))
+    backbone = OrderedDict((k[len(prefix):], v) for k, v in state_dict.items()
+                           if k.startswith(prefix))
     dropped = [k for k in state_dict if not k.startswith(prefix)]
     report = ConversionReport(
         src=src,
@@ -224,8 +214,7 @@ def detect_arch(backbone: Mapping) -> str:
 _MMSEG_VIT_RULES = (
     (r'^layers\.(\d+)\.attn\.qkv\.weight$',
      r'layers.\1.attn.attn.in_proj_weight'),
-    (r'^layers\.(\d+)\.attn\.qkv\.bias$',
-     r'layers.\1.attn.attn.in_proj_bias'),
+    (r'^layers\.(\d+)\.attn\.qkv\.bias$', r'layers.\1.attn.attn.in_proj_bias'),
     (r'^layers\.(\d+)\.attn\.proj\.', r'layers.\1.attn.attn.out_proj.'),
 )  # everything else (ln1/ln2, ffn.layers.*, patch_embed.projection,
 #    cls_token, pos_embed, final ln1) has the same name in MMSeg's ViT.
@@ -295,8 +284,8 @@ _CONVERTERS = dict(mmpretrain=to_mmpretrain, mmseg=to_mmseg, timm=to_timm)
 def _plain_meta(meta: Mapping) -> dict:
     """Small, plain-typed subset of the pre-training meta."""
     out = {}
-    for key in ('epoch', 'iter', 'experiment_name', 'seed',
-                'mmengine_version', 'time'):
+    for key in ('epoch', 'iter', 'experiment_name', 'seed', 'mmengine_version',
+                'time'):
         value = meta.get(key)
         if isinstance(value, (bool, int, float, str)):
             out[key] = value
@@ -382,272 +371,9 @@ def cli_main(fmt: str, argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------
-# Checking what a model loaded
-# ---------------------------------------------------------------------------
-@dataclass
-class KeyCheck:
-    """Result of :func:`check_loaded_keys`."""
-    missing: List[str] = field(default_factory=list)
-    unexpected: List[str] = field(default_factory=list)
-    shape_mismatch: List[str] = field(default_factory=list)
-    resized: List[str] = field(default_factory=list)
-    allowed_missing: List[str] = field(default_factory=list)
-    matched: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.missing and not self.shape_mismatch
-
-    def __str__(self) -> str:
-        parts = [f'{self.matched} keys matched']
-        for name in ('missing', 'shape_mismatch', 'resized',
-                     'allowed_missing', 'unexpected'):
-            keys = getattr(self, name)
-            if keys:
-                parts.append(f'{len(keys)} {name.replace("_", " ")} '
-                             f'({", ".join(keys[:8])}'
-                             f'{", ..." if len(keys) > 8 else ""})')
-        return '; '.join(parts)
-
-
-def _strip_prefix(state_dict: Mapping, prefix: str) -> Dict[str, object]:
-    if not prefix:
-        return dict(state_dict)
-    return {
-        k[len(prefix):]: v
-        for k, v in state_dict.items() if k.startswith(prefix)
-    }
-
-
-def check_loaded_keys(model: nn.Module,
-                      state_dict: Mapping,
-                      prefix: str = '',
-                      allow_missing: Sequence[str] = (),
-                      resizable: Sequence[str] = ('pos_embed', ),
-                      strict: bool = True) -> KeyCheck:
-    """Check that ``state_dict`` provides every weight of ``model``.
-
-    Use it on the module that received the pre-trained weights (e.g.
-    ``classifier.backbone``): MMEngine's ``PretrainedInit`` and MMSeg's
-    ViT / MAE / BEiT backbones load non-strictly and hide mismatches.
-
-    Args:
-        model (nn.Module): The module (usually a backbone).
-        state_dict (Mapping): Weights meant for it (a converted file's
-            ``state_dict``, or a plain state dict).
-        prefix (str): Only keys starting with it are used, with it removed
-            (``'backbone.'`` for the MMPretrain format).
-        allow_missing (Sequence[str]): Key prefixes of ``model`` that are
-            new and may be missing (e.g. ``'ln2.'``, the ``fc_norm`` that
-            ``out_type='avg_featmap'`` adds).
-        resizable (Sequence[str]): Keys whose shape may differ because the
-            model resizes them on load (position embeddings).
-        strict (bool): Raise if anything is missing or has the wrong shape.
-
-    Returns:
-        KeyCheck: Missing, unexpected, shape-mismatched and resized keys.
-
-    Raises:
-        KeyError: If ``strict`` and a key is missing or has a wrong shape.
-    """
-    if 'state_dict' in state_dict and isinstance(state_dict['state_dict'],
-                                                 Mapping):
-        state_dict = state_dict['state_dict']
-    source = _strip_prefix(state_dict, prefix)
-    target = model.state_dict()
-    result = KeyCheck()
-    for key, value in target.items():
-        if key not in source:
-            if any(key.startswith(p) for p in allow_missing):
-                result.allowed_missing.append(key)
-            else:
-                result.missing.append(key)
-            continue
-        src_shape = tuple(getattr(source[key], 'shape', ()))
-        if src_shape != tuple(value.shape):
-            if key.split('.')[-1] in resizable:
-                result.resized.append(key)
-            else:
-                result.shape_mismatch.append(
-                    f'{key} {src_shape} vs {tuple(value.shape)}')
-            continue
-        result.matched += 1
-    result.unexpected = [k for k in source if k not in target]
-    if strict and not result.ok:
-        raise KeyError(f'pre-trained weights do not fit '
-                       f'{type(model).__name__}: {result}')
-    return result
-
-
-def check_weights_equal(model: nn.Module,
-                        state_dict: Mapping,
-                        prefix: str = '') -> List[str]:
-    """Keys whose values in ``model`` differ from ``state_dict``.
-
-    Only keys present in both with the same shape are compared; an empty
-    list means the weights were really loaded.
-    """
-    if 'state_dict' in state_dict and isinstance(state_dict['state_dict'],
-                                                 Mapping):
-        state_dict = state_dict['state_dict']
-    source = _strip_prefix(state_dict, prefix)
-    differ = []
-    for key, value in model.state_dict().items():
-        ref = source.get(key)
-        if ref is None or tuple(ref.shape) != tuple(value.shape):
-            continue
-        if not torch.equal(value.detach().cpu().to(ref.dtype), ref.cpu()):
-            differ.append(key)
-    return differ
-
-
-# ---------------------------------------------------------------------------
-# Runner integration (registered when this module is imported)
-# ---------------------------------------------------------------------------
-def _register():
-    from mmengine.hooks import Hook
-    from mmengine.model import is_model_wrapper
-    from mmengine.registry import HOOKS
-
-    @HOOKS.register_module(force=True)
-    class PretrainedKeysCheckHook(Hook):
-        """Fail early when pre-trained weights did not (fully) load.
-
-        Before training, reads the checkpoint named in the module's
-        ``init_cfg`` (``type='Pretrained'``; MMSeg's ``model.pretrained``
-        ends up there too), runs :func:`check_loaded_keys` (zero missing
-        keys, except ``allow_missing``) and, unless the run resumes or
-        uses ``load_from``, compares the module's weights with the file.
-
-        Args:
-            module (str): Sub-module that received the weights.
-            checkpoint (str, optional): File; defaults to ``init_cfg``'s.
-            prefix (str, optional): Key prefix in the file; defaults to
-                ``init_cfg``'s ``prefix`` (``''`` if none).
-            allow_missing (Sequence[str]): See :func:`check_loaded_keys`.
-            check_values (bool): Also check that the values arrived.
-        """
-        priority = 'VERY_HIGH'
-
-        def __init__(self,
-                     module: str = 'backbone',
-                     checkpoint: Optional[str] = None,
-                     prefix: Optional[str] = None,
-                     allow_missing: Sequence[str] = (),
-                     check_values: bool = True) -> None:
-            self.module = module
-            self.checkpoint = checkpoint
-            self.prefix = prefix
-            self.allow_missing = tuple(allow_missing)
-            self.check_values = check_values
-
-        def before_train(self, runner) -> None:
-            model = runner.model
-            if is_model_wrapper(model):
-                model = model.module
-            sub = model.get_submodule(self.module)
-            init_cfg = getattr(sub, 'init_cfg', None) or {}
-            if isinstance(init_cfg, (list, tuple)):
-                init_cfg = next((c for c in init_cfg
-                                 if c.get('type') == 'Pretrained'), {})
-            path = self.checkpoint or init_cfg.get('checkpoint')
-            if not path:
-                runner.logger.warning(
-                    f'PretrainedKeysCheckHook: {self.module} has no '
-                    'pre-trained checkpoint: training from scratch.')
-                return
-            prefix = self.prefix if self.prefix is not None else \
-                init_cfg.get('prefix', '')
-            if osp.isfile(path):
-                ckpt = safe_torch_load(path)
-            else:  # URL, remote storage: as the model loaded it
-                from mmengine.runner.checkpoint import CheckpointLoader
-                ckpt = CheckpointLoader.load_checkpoint(
-                    path, map_location='cpu')
-            result = check_loaded_keys(
-                sub, ckpt, prefix=prefix, allow_missing=self.allow_missing,
-                strict=False)
-            runner.logger.info(
-                f'PretrainedKeysCheckHook: {self.module} <- {path}: '
-                f'{result}')
-            if not result.ok:
-                raise KeyError(
-                    f'{path} does not fit model.{self.module}: {result}. '
-                    'Convert FOLK/MFM checkpoints with '
-                    'tools/model_converters/folk_to_*.py for the target '
-                    'library.')
-            skip = runner._resume or runner._load_from
-            if self.check_values and not skip:
-                differ = check_weights_equal(sub, ckpt, prefix=prefix)
-                if differ:
-                    raise RuntimeError(
-                        f'model.{self.module} does not hold the weights of '
-                        f'{path} ({len(differ)} tensors differ, e.g. '
-                        f'{differ[:3]}): the pre-trained checkpoint was not '
-                        'loaded (check init_cfg / pretrained).')
-
-    return PretrainedKeysCheckHook
-
-
-def _register_mmseg_constructor():
-    try:
-        from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS
-    except (ImportError, AssertionError):  # pragma: no cover
-        return None  # no (compatible) mmseg: classification only
-    from mmengine.optim import DefaultOptimWrapperConstructor
-
-    @OPTIM_WRAPPER_CONSTRUCTORS.register_module(force=True)
-    class ViTLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
-        """Layer-wise lr decay for a segmentor with a ViT backbone.
-
-        MMSeg's ``LearningRateDecayOptimizerConstructor`` accepts only
-        backbones whose class name contains ``BEiT`` / ``MAE`` / ``ConvNeXt``
-        (and gives ``pos_embed`` / ``cls_token`` weight decay). This one
-        uses the same layer ids as MMSeg for BEiT / MAE (embeddings: 0,
-        ``backbone.layers.i``: i + 1, everything else incl. the decode head:
-        ``num_layers + 1``), lr scale ``layer_decay_rate ** (num_layers + 1 -
-        id)``, and no weight decay for biases, norms (1-D params),
-        ``pos_embed`` and ``cls_token``.
-
-        ``paramwise_cfg``: ``num_layers`` (int), ``layer_decay_rate``
-        (float).
-        """
-
-        def add_params(self, params, module, **kwargs):
-            num_layers = self.paramwise_cfg['num_layers'] + 2
-            rate = self.paramwise_cfg.get(
-                'layer_decay_rate', self.paramwise_cfg.get('decay_rate', 1.))
-            groups = {}
-            for name, param in module.named_parameters():
-                if not param.requires_grad:
-                    continue
-                last = name.split('.')[-1]
-                if param.ndim == 1 or name.endswith('.bias') or last in (
-                        'pos_embed', 'cls_token', 'mask_token'):
-                    decay, wd = 'no_decay', 0.
-                else:
-                    decay, wd = 'decay', self.base_wd
-                if last in ('pos_embed', 'cls_token', 'mask_token') and \
-                        name.startswith('backbone.'):
-                    layer_id = 0
-                elif name.startswith('backbone.patch_embed'):
-                    layer_id = 0
-                elif name.startswith('backbone.layers.'):
-                    layer_id = int(name.split('.')[2]) + 1
-                else:
-                    layer_id = num_layers - 1
-                key = f'layer_{layer_id}_{decay}'
-                if key not in groups:
-                    scale = rate**(num_layers - layer_id - 1)
-                    groups[key] = dict(
-                        params=[], weight_decay=wd, lr_scale=scale,
-                        lr=scale * self.base_lr, group_name=key)
-                groups[key]['params'].append(param)
-            params.extend(groups.values())
-
-    return ViTLayerDecayOptimizerConstructor
-
-
-PretrainedKeysCheckHook = _register()
-ViTLayerDecayOptimizerConstructor = _register_mmseg_constructor()
+__all__ = [
+    'FORMATS', 'WEIGHTS', 'ConversionReport', 'NotAPretrainCheckpointError',
+    'cli_main', 'convert_checkpoint', 'detect_arch', 'extract_backbone',
+    'group_by_prefix', 'is_folk', 'load_pretrain_state_dict', 'report_prefix',
+    'to_mmpretrain', 'to_mmseg', 'to_timm'
+]

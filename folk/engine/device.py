@@ -1,4 +1,4 @@
-"""Config helpers shared by the launchers."""
+"""Adapting a GPU config to the device of the host (used by the launchers)."""
 import warnings
 
 import torch
@@ -50,3 +50,6 @@ def adapt_cfg_to_device(cfg: Config) -> Config:
     if _replace_sync_bn(cfg.get('model', {})):
         warnings.warn('CUDA is not available: SyncBN replaced by BN.')
     return cfg
+
+
+__all__ = ['adapt_cfg_to_device']

@@ -1,0 +1,285 @@
+"""The Imagenette study (``benchmarks/study``) end to end at its smoke size.
+
+``run_study.py --preset smoke`` runs once per module (a 4-layer 32-d ViT at
+32 px, 2 epochs over 80 images, tiny evaluations, 2 CamVid iterations) for
+random init (2 seeds), FOLK and the DINO control; the tests check the
+outputs and the behaviour of the protocols and variants.
+"""
+import importlib
+import json
+import math
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+STUDY = osp.join(REPO, 'benchmarks', 'study')
+
+
+def _study(name: str):
+    if STUDY not in sys.path:
+        sys.path.insert(0, STUDY)
+    return importlib.import_module(name)
+
+
+def _data_args(imagenette_root, camvid_root):
+    packs = osp.join(osp.dirname(imagenette_root), 'packs')
+    data = osp.join(packs, 'imagenette64.zip')
+    cam = osp.join(packs, 'camvid240.zip')
+    return [
+        '--data', data if osp.exists(data) else imagenette_root, '--camvid',
+        cam if osp.exists(cam) else camvid_root
+    ]
+
+
+@pytest.fixture(scope='module')
+def study(tmp_path_factory, imagenette_root, camvid_root):
+    out = tmp_path_factory.mktemp('study')
+    run_study = _study('run_study')
+    threads = torch.get_num_threads()
+    args = [
+        '--preset', 'smoke', '--device', 'cpu', '--threads', '1', '--variants',
+        'scratch,folk,dino', '--out-dir',
+        str(out), '--work-dir',
+        str(out / 'work'), '--set', 'seeds=2', 'seeds_single=1'
+    ] + _data_args(imagenette_root, camvid_root)
+    try:
+        results = run_study.main(args)
+    finally:
+        torch.set_num_threads(threads)
+    with open(out / 'imagenette_study_smoke.json') as f:
+        saved = json.load(f)
+    return out, results, saved
+
+
+def _finite(x):
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _strings(obj):
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _strings(v)
+
+
+def test_outputs_and_relative_paths(study):
+    out, _, saved = study
+    for ext in ('json', 'md', 'png'):
+        path = out / f'imagenette_study_smoke.{ext}'
+        assert path.is_file() and path.stat().st_size > 0
+    with open(out / 'imagenette_study_smoke.png', 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    # published files hold repository-relative paths only
+    for s in _strings(saved):
+        assert not s.startswith('/'), s
+    assert not osp.isabs(saved['data']['imagenette']['source'])
+    assert saved['command'].startswith('python benchmarks/study/')
+    assert saved['finished'] is not None
+
+
+def test_every_run_has_every_metric(study):
+    _, _, saved = study
+    assert set(saved['variants']) == {'scratch', 'folk', 'dino'}
+    assert list(saved['variants']['folk']['seeds']) == ['0', '1']
+    assert list(saved['variants']['scratch']['seeds']) == ['0', '1']
+    assert list(saved['variants']['dino']['seeds']) == ['0']
+    for name, var in saved['variants'].items():
+        for run in var['seeds'].values():
+            for metric in ('knn', 'linear', 'ft10', 'ft100', 'miou'):
+                assert _finite(run[metric]), (name, metric)
+                assert 0.0 <= run[metric] <= 1.0, (name, metric)
+        s = var['summary']['knn']
+        vals = [r['knn'] for r in var['seeds'].values()]
+        assert s['mean'] == pytest.approx(np.mean(vals))
+        assert s['n'] == len(vals)
+        if len(vals) > 1:
+            assert s['std'] == pytest.approx(np.std(vals, ddof=1))
+
+
+def test_scratch_is_not_trained(study, imagenette_root):
+    """Random init: no pre-training, and its k-NN is the package's k-NN of
+    the seeded random backbone."""
+    _, res, saved = study
+    common, knn = _study('common'), _study('knn')
+    from pretrain import load_data
+    run = saved['variants']['scratch']['seeds']['1']
+    assert run['pretrain_time_s'] == 0.0 and run['weights'] == 'random'
+    assert run['knn_curve'] == [] and run['final_loss_freq'] is None
+    p = common.make_preset('smoke', res['config'])
+    packs = osp.join(osp.dirname(imagenette_root), 'packs', 'imagenette64.zip')
+    data = load_data(p, packs if osp.exists(packs) else imagenette_root)
+    weights = common.random_backbone(p, 1)
+    feats = knn.extract_features(weights, p, data, torch.device('cpu'))
+    from folk.evaluation import knn_top1
+    expected = knn_top1(*feats, num_classes=10, k=p['knn_k']) / 100.
+    assert run['knn'] == pytest.approx(expected)
+    # the two random seeds are different networks
+    key = 'layers.0.attn.qkv.weight'
+    assert not torch.equal(weights[key], common.random_backbone(p, 0)[key])
+
+
+def test_pretrained_runs_record_curves(study):
+    _, _, saved = study
+    for name in ('folk', 'dino'):
+        run = saved['variants'][name]['seeds']['0']
+        assert run['weights'] == 'teacher'
+        assert run['pretrain_time_s'] > 0 and run['iters'] > 0
+        # online k-NN of teacher and student after each of the 2 epochs
+        curve = run['knn_curve']
+        assert [c['epoch'] for c in curve] == [1.0, 2.0]
+        for c in curve:
+            assert 0 <= c['teacher'] <= 1 and 0 <= c['student'] <= 1
+        assert _finite(run['final_loss_distill'])
+        assert len(run['curves']['loss_distill']) == len(
+            run['curves']['iter']) > 0
+        assert _finite(run['knn_student'])
+    # the DINO control has no frequency loss: nothing is masked
+    assert saved['variants']['dino']['seeds']['0']['final_loss_freq'] == 0
+    assert saved['variants']['folk']['seeds']['0']['final_loss_freq'] > 0
+
+
+def test_markdown_reports_table_and_targets(study):
+    out, _, saved = study
+    md = (out / 'imagenette_study_smoke.md').read_text()
+    for var in saved['variants'].values():
+        assert var['label'] in md
+    assert saved['command'] in md
+    assert 'FOLK k-NN >= No pre-training + 10' in md
+    # MFM was not run: its targets are reported as not measured
+    assert 'not measured' in md
+    rows = {(t['metric'], t['reference']): t for t in saved['targets']}
+    t = rows[('knn', 'scratch')]
+    assert t['difference'] == pytest.approx(t['value'] - t['reference_value'])
+    assert t['met'] == (t['difference'] >= 10)
+    assert rows[('knn', 'mfm')]['met'] is None
+
+
+def test_variant_models():
+    """Each control is the package's FOLK / MFM with one ingredient off."""
+    common, pretrain = _study('common'), _study('pretrain')
+    from mmpretrain.registry import MODELS
+    p = common.make_preset('smoke')
+    built = {}
+    for name in ('folk', 'dino', 'folk_nofreqloss', 'folk_nodistill', 'mfm'):
+        built[name] = MODELS.build(pretrain.model_cfg(name, p, 10))
+    assert type(built['folk']).__name__ == 'FOLK'
+    assert type(built['folk_nodistill']).__name__ == 'MFM'
+    assert built['folk'].head.loss_module.loss_weight == 1.0
+    assert built['folk_nofreqloss'].head.loss_module.loss_weight == 0.0
+    assert built['dino'].head.loss_module.loss_weight == 0.0
+    # filters: DINO keeps every coefficient, the others use FOLK's / MFM's
+    keep = pretrain.variant_filters('keep', 32)
+    assert keep == [dict(kind='com', prob=1.0, ratios=(1.0, ))]
+    com = pretrain.variant_filters('com', 32)
+    assert {f['kind'] for f in com} == {'com', 'rcom'}
+    radial = pretrain.variant_filters('radial', 32)
+    assert radial[0]['radius'] == pytest.approx(16 * 32 / 224)
+    from folk.frequency import filter_images
+    x = torch.rand(2, 3, 32, 32)
+    out, kept = filter_images(x, torch.tensor([0, 0]), torch.tensor([1.0,
+                                                                     1.0]))
+    assert kept.all()
+    torch.testing.assert_close(out, x, atol=1e-5, rtol=0)
+
+
+def test_array_dataset_and_presets():
+    common = _study('common')
+    imgs = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    common.register_arrays('t', imgs, np.array([3, 7]))
+    ds = common.ArrayDataset('t', indices=[1])
+    assert len(ds) == 1
+    item = ds.get_data_info(0)
+    np.testing.assert_array_equal(item['img'], imgs[1])
+    assert item['gt_label'] == 7 and item['img_shape'] == (4, 4)
+    with pytest.raises(KeyError, match='nope'):
+        common.ArrayDataset('nope')
+    with pytest.raises(ValueError, match='uint8'):
+        common.register_arrays('bad', imgs.astype(np.float32))
+    with pytest.raises(ValueError, match='unknown preset keys'):
+        common.make_preset('smoke', dict(epoch=3))
+    with pytest.raises(ValueError, match='multiple of patch'):
+        common.make_preset('smoke', dict(img_size=30))
+    assert common.parse_set(['lr=1e-3', 'ratios=(0.1,0.2)', 'x=abc']) == \
+        dict(lr=1e-3, ratios=(0.1, 0.2), x='abc')
+
+
+def test_fewshot_subset_is_the_tools_rule():
+    common = _study('common')
+    paths = [f'c{c}/img{i}.jpg' for c in range(3) for i in range(20)]
+    labels = np.repeat(np.arange(3), 20)
+    idx = common.fewshot_indices(paths, labels, 0.1)
+    assert len(idx) == 6
+    assert np.bincount(labels[idx]).tolist() == [2, 2, 2]
+    assert idx.tolist() == common.fewshot_indices(paths, labels, 0.1).tolist()
+
+
+def test_schedule_runs_seed_zero_first():
+    run_study = _study('run_study')
+    p = dict(seeds=2, seeds_single=1)
+    runs = run_study.schedule(['scratch', 'folk', 'mfm'], p)
+    assert runs == [(0, 'scratch'), (0, 'folk'), (0, 'mfm'), (1, 'scratch'),
+                    (1, 'folk')]
+
+
+def test_views_scale_the_blur_with_the_size():
+    """The package's view recipe, with DINO's blur sigma (set for 224 px)
+    scaled to the crop size; MFM's crop-and-flip views are FOLKViews."""
+    pretrain = _study('pretrain')
+    from mmpretrain.registry import TRANSFORMS
+    cfg = pretrain.views_cfg(48, (0.25, 1.0), True, 2, blur_scale=True)
+    blur = [
+        t for view in cfg['transforms'] for t in view
+        if t['type'] == 'GaussianBlur'
+    ]
+    assert len(blur) == 2
+    for t in blur:
+        assert t['magnitude_range'] == pytest.approx(
+            (0.1 * 48 / 224, 2.0 * 48 / 224))
+    views = TRANSFORMS.build(cfg)(dict(img=np.zeros((64, 64, 3), np.uint8)))
+    assert [v.shape for v in views['img']] == [(48, 48, 3)] * 2
+    plain = pretrain.views_cfg(48, (0.25, 1.0), True, 2, blur_scale=False)
+    assert plain['type'] == 'FOLKViews'
+    mfm = pretrain.views_cfg(48, (0.2, 1.0), False, 1, blur_scale=True)
+    assert mfm == dict(
+        type='FOLKViews',
+        crop_size=48,
+        crop_scale=(0.2, 1.0),
+        photometric=False,
+        num_views=1)
+
+
+def test_replot_writes_the_docs_block(study, tmp_path):
+    """``--replot JSON --docs PAGE`` rewrites only the marked block."""
+    out, _, saved = study
+    run_study = _study('run_study')
+    page = tmp_path / 'study.md'
+    page.write_text('intro\n<!-- study results smoke: begin (run_study.py '
+                    '--docs) -->\nold\n<!-- study results smoke: end -->\n'
+                    'after\n')
+    run_study.main([
+        '--replot',
+        str(out / 'imagenette_study_smoke.json'), '--docs',
+        str(page)
+    ])
+    text = page.read_text()
+    assert text.startswith('intro\n') and text.endswith('after\n')
+    assert 'old' not in text and saved['command'] in text
+    assert '| FOLK (Com/RCom + distill) | 2 |' in text
+    other = tmp_path / 'other.md'
+    other.write_text('no markers\n')
+    with pytest.raises(SystemExit):
+        run_study.main([
+            '--replot',
+            str(out / 'imagenette_study_smoke.json'), '--docs',
+            str(other)
+        ])
+    assert other.read_text() == 'no markers\n'

@@ -1,0 +1,266 @@
+"""What a FOLK / MFM checkpoint reconstructs from a frequency-filtered image.
+
+For every image and every filter - FOLK's Com and RCom at ``--ratio`` and
+MFM's low-pass and high-pass (radius :func:`folk.frequency.mfm_radius`,
+16 bins at 224 px) - one row with five columns:
+
+1. the original image;
+2. its log-magnitude spectrum (channel mean, ``fftshift``-ed: DC centred);
+3. the filtered image the student saw, ``real(ifft2(fft2(x) * keep))``;
+4. the reconstruction: the student's decoder output (``neck``) supplies
+   the frequencies the filter removed, the input keeps the others,
+   ``real(ifft2(fft2(x) * keep + fft2(pred) * (1 - keep)))``. This is what
+   the frequency loss trains: it compares ``pred`` with the image on the
+   removed frequencies only, so the decoder's output on the kept
+   frequencies is unconstrained and not shown;
+5. the log-magnitude spectrum of the reconstruction.
+
+Usage::
+
+    python tools/analysis_tools/visualize_reconstruction.py CONFIG CKPT \
+        [IMAGE ...] [--num 2] [--ratio 0.01] [--out docs/img/x.png]
+"""
+import argparse
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from folk.evaluation import load_pretrained_model  # noqa: E402
+from folk.frequency import filter_images, kind_to_index, mfm_radius  # noqa
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEFAULT_DATA_ROOT = osp.join(REPO, '..', 'shared', 'data', 'imagenette128')
+COLUMNS = ('original', 'log |FFT|', 'student input', 'reconstruction',
+           'log |FFT| (rec.)')
+#: Figure margins in inches: left (row labels) and top (column titles).
+LABEL_W, TITLE_H = 1.3, 0.35
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Draw the reconstructions of a FOLK / MFM checkpoint.')
+    parser.add_argument('config', help='pre-training config')
+    parser.add_argument('checkpoint', help='pre-training checkpoint')
+    parser.add_argument(
+        'images',
+        nargs='*',
+        help='image files (default: one val image of each of the first '
+        '--num classes in --data-root)')
+    parser.add_argument(
+        '--data-root',
+        default=DEFAULT_DATA_ROOT,
+        help='folder with val.txt (default: ../shared/data/'
+        'imagenette128 beside the repository)')
+    parser.add_argument(
+        '--num',
+        type=int,
+        default=2,
+        help='images taken from val.txt (default: 2)')
+    parser.add_argument(
+        '--size',
+        type=int,
+        default=None,
+        help='image size (default: the backbone img_size)')
+    parser.add_argument(
+        '--ratio',
+        type=float,
+        default=0.01,
+        help='Com / RCom ratio (default: 0.01)')
+    parser.add_argument(
+        '--out', default='work_dirs/reconstruction.png', help='output PNG')
+    parser.add_argument(
+        '--panel',
+        type=float,
+        default=1.2,
+        help='panel size in inches (default: 1.2)')
+    parser.add_argument(
+        '--dpi', type=int, default=72, help='PNG resolution (default: 72)')
+    parser.add_argument(
+        '--colors',
+        type=int,
+        default=256,
+        help='save as a palette PNG with this many colours '
+        '(smaller file); 0 keeps full colour (default: 256)')
+    parser.add_argument('--device', default=None, help='cpu or cuda')
+    return parser.parse_args(argv)
+
+
+def quantize(path: str, colors: int) -> None:
+    """Rewrite the PNG at ``path`` with a ``colors``-colour palette."""
+    from PIL import Image
+    with Image.open(path) as im:
+        rgb = im.convert('RGB')
+    rgb.quantize(
+        colors=colors,
+        method=Image.Quantize.MEDIANCUT,
+        dither=Image.Dither.NONE).save(
+            path, optimize=True)
+
+
+def default_images(data_root: str, num: int) -> List[str]:
+    """The first val image of each of the first ``num`` classes."""
+    ann = osp.join(data_root, 'val.txt')
+    if not osp.isfile(ann):
+        raise FileNotFoundError(
+            f'{ann} not found: give image paths or --data-root')
+    picked: Dict[str, str] = {}
+    with open(ann) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and parts[1] not in picked:
+                picked[parts[1]] = osp.join(data_root, parts[0])
+            if len(picked) == num:
+                break
+    return list(picked.values())
+
+
+def load_rgb01(path: str, size: int) -> np.ndarray:
+    """(size, size, 3) float32 RGB in [0, 1]."""
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f'cannot read image {path}')
+    bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.
+
+
+def log_spectrum(x01: torch.Tensor) -> np.ndarray:
+    """(H, W) shifted log-magnitude spectrum of a (3, H, W) image."""
+    spec = torch.fft.fft2(x01.float()).abs().mean(0)
+    return np.fft.fftshift(np.log1p(spec.numpy()))
+
+
+def filter_rows(size: int, ratio: float) -> List[Tuple[str, float, str]]:
+    """(kind, param, label) of the filters drawn for every image."""
+    radius = mfm_radius(size)
+    return [('com', ratio, f'Com {100 * ratio:g}%'),
+            ('rcom', ratio, f'RCom {100 * ratio:g}%'),
+            ('lowpass', radius, f'low-pass r={radius:.3g}'),
+            ('highpass', radius, f'high-pass r={radius:.3g}')]
+
+
+def figure_inches(num_rows: int, panel: float) -> Tuple[float, float]:
+    """(width, height) of the figure in inches."""
+    return LABEL_W + len(COLUMNS) * panel, TITLE_H + num_rows * panel
+
+
+@torch.no_grad()
+def reconstruct(model, x01: torch.Tensor, kind: str,
+                param: float) -> Dict[str, torch.Tensor]:
+    """Filter ``x01`` (1, 3, H, W), run the student, compose the result."""
+    device = next(model.parameters()).device
+    pre = model.data_preprocessor
+    mean = pre.mean.to(device) / 255.  # (3, 1, 1), RGB order
+    std = pre.std.to(device) / 255.
+    x01 = x01.to(device)
+    filtered, keep = filter_images(x01, kind_to_index([kind]),
+                                   torch.tensor([param]))
+    _, fmap = model.encode((filtered - mean) / std)
+    pred01 = model.neck(fmap) * std + mean  # (1, 3, H, W)
+    keep_f = keep[:, None].float()  # (1, 1, H, W)
+    spectrum = torch.fft.fft2(x01) * keep_f + \
+        torch.fft.fft2(pred01.float()) * (1 - keep_f)
+    rec = torch.fft.ifft2(spectrum).real
+    return dict(
+        filtered=filtered[0].cpu(),
+        keep=keep[0].cpu(),
+        reconstruction=rec[0].cpu())
+
+
+def render(model,
+           paths: Sequence[str],
+           out: str,
+           size: int,
+           ratio: float = 0.01,
+           panel: float = 1.2,
+           dpi: int = 72) -> Dict:
+    """Draw the grid for ``paths`` into ``out``; return what was drawn."""
+    rows = []
+    for path in paths:
+        img = load_rgb01(path, size)
+        x01 = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+        for kind, param, label in filter_rows(size, ratio):
+            r = reconstruct(model, x01, kind, param)
+            rows.append(
+                dict(
+                    path=path,
+                    kind=kind,
+                    param=float(param),
+                    label=label,
+                    kept=float(r['keep'].float().mean()),
+                    panels=(img, log_spectrum(x01[0]),
+                            r['filtered'].permute(1, 2, 0).numpy(),
+                            r['reconstruction'].permute(1, 2, 0).numpy(),
+                            log_spectrum(r['reconstruction']))))
+    fig_w, fig_h = figure_inches(len(rows), panel)
+    fig, axes = plt.subplots(
+        len(rows),
+        len(COLUMNS),
+        figsize=(fig_w, fig_h),
+        dpi=dpi,
+        squeeze=False)
+    fig.subplots_adjust(
+        left=LABEL_W / fig_w,
+        right=1 - 0.02 / fig_w,
+        top=1 - TITLE_H / fig_h,
+        bottom=0.02 / fig_h,
+        wspace=0.04,
+        hspace=0.04)
+    for i, row in enumerate(rows):
+        for j, ax in enumerate(axes[i]):
+            if j in (1, 4):
+                ax.imshow(row['panels'][j], cmap='magma')
+            else:
+                ax.imshow(np.clip(row['panels'][j], 0, 1))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(COLUMNS[j], fontsize=8)
+        parent = osp.basename(osp.dirname(osp.abspath(row['path'])))
+        axes[i][0].set_ylabel(
+            f"{parent[:14]}\n{row['label']}\nkeeps {100 * row['kept']:.1f}%",
+            fontsize=7,
+            rotation=0,
+            ha='right',
+            va='center',
+            labelpad=4)
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return dict(
+        out=out,
+        rows=rows,
+        pixels=(int(round(fig_h * dpi)), int(round(fig_w * dpi))))
+
+
+def backbone_size(model, default: int = 224) -> int:
+    """Input size the backbone was built for (ViT ``img_size``)."""
+    size = getattr(model.backbone, 'img_size', None)
+    if isinstance(size, (tuple, list)):
+        size = size[0]
+    return int(size) if size else default
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    args = parse_args(argv)
+    model = load_pretrained_model(args.config, args.checkpoint, args.device)
+    paths = args.images or default_images(args.data_root, args.num)
+    size = args.size or backbone_size(model)
+    info = render(model, paths, args.out, size, args.ratio, args.panel,
+                  args.dpi)
+    if args.colors:
+        quantize(args.out, args.colors)
+    print(f"wrote {args.out}: {len(info['rows'])} rows x {len(COLUMNS)} "
+          f"columns, {info['pixels'][1]}x{info['pixels'][0]} px")
+    return info
+
+
+if __name__ == '__main__':
+    main()
