@@ -177,7 +177,7 @@ def _count_syncs(device, fn) -> dict:
 def checks(args: argparse.Namespace) -> None:
     import torch
     import torch.nn.functional as F
-    sys.path.insert(0, osp.join(REPO, 'tests', 'test_models'))
+    # _tiny: tests/test_models, on PYTHONPATH (gpu_checks.sh, setup.cfg)
     from _tiny import TINY_VIT, build, make_batch, set_schedule
     from mmengine.optim import AmpOptimWrapper, OptimWrapper
 

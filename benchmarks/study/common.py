@@ -20,7 +20,6 @@ import math
 import os
 import os.path as osp
 import platform
-import sys
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -28,15 +27,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from mmengine.dataset import BaseDataset
+from mmpretrain.registry import DATASETS
+
+import folk  # noqa: F401  (compat fixes + registration)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO not in sys.path:  # ``folk`` without an editable install
-    sys.path.insert(0, REPO)
-
-from mmengine.dataset import BaseDataset  # noqa: E402
-from mmpretrain.registry import DATASETS  # noqa: E402
-
-import folk  # noqa: E402,F401  (compat fixes + registration)
 
 MEAN = [123.675, 116.28, 103.53]  # RGB, 0-255
 STD = [58.395, 57.12, 57.375]

@@ -20,17 +20,14 @@ import argparse
 import copy
 import os
 import os.path as osp
-import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
+import common
 import torch
+from common import MEAN, NUM_CLASSES, STD, log
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import common  # noqa: E402
-from common import MEAN, NUM_CLASSES, STD, log  # noqa: E402
-
-from folk.downstream import to_mmpretrain  # noqa: E402
+from folk.downstream import to_mmpretrain
 
 
 def runner_cfg(p: dict, checkpoint: str, train_key: str,

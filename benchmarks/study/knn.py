@@ -13,17 +13,13 @@ Run alone on saved backbone weights (``pretrain.py``'s ``backbones.pth``)::
 """
 import argparse
 import functools
-import os.path as osp
-import sys
 from typing import Dict, List, Optional, Tuple
 
+import common
 import torch
+from common import MEAN, NUM_CLASSES, STD, log
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import common  # noqa: E402
-from common import MEAN, NUM_CLASSES, STD, log  # noqa: E402
-
-from folk.evaluation import KNNEvaluator, knn_top1  # noqa: E402
+from folk.evaluation import KNNEvaluator, knn_top1
 
 
 def extract_features(weights: Dict[str, torch.Tensor], p: dict, data: dict,

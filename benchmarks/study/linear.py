@@ -13,17 +13,13 @@ Run alone::
 """
 import argparse
 import math
-import os.path as osp
-import sys
 from typing import Dict, List, Optional, Tuple
 
+import common
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import common  # noqa: E402
-from common import NUM_CLASSES, log  # noqa: E402
+from common import NUM_CLASSES, log
 
 
 def linear_probe(features: Tuple[torch.Tensor, ...], p: dict,

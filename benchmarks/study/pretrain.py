@@ -23,21 +23,17 @@ import copy
 import json
 import os
 import os.path as osp
-import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
+import common
 import numpy as np
 import torch
+from common import MEAN, STD, VARIANTS, log
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import common  # noqa: E402
-from common import MEAN, STD, VARIANTS, log  # noqa: E402
-
-from folk.datasets.transforms import check_filters  # noqa: E402
-from folk.datasets.transforms import folk_view_transforms  # noqa: E402
-from folk.downstream import extract_backbone  # noqa: E402
-from folk.frequency import mfm_radius  # noqa: E402
+from folk.datasets.transforms import check_filters, folk_view_transforms
+from folk.downstream import extract_backbone
+from folk.frequency import mfm_radius
 
 
 def variant_filters(kind: str,

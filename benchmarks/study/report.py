@@ -1,12 +1,9 @@
 """Tables, target checks and the figure of the Imagenette study."""
 import os.path as osp
-import sys
 from typing import List, Optional
 
 import numpy as np
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from common import METRIC_NAMES, METRICS, VARIANTS  # noqa: E402
+from common import METRIC_NAMES, METRICS, VARIANTS
 
 #: The issue's targets: (variant, metric, reference, margin in points).
 TARGETS = (

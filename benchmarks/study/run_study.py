@@ -38,17 +38,15 @@ import sys
 import time
 from typing import List, Optional
 
+import common
+import report
 import torch
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import common  # noqa: E402
-import report  # noqa: E402
-from common import METRICS, VARIANTS, log  # noqa: E402
-from finetune import few_indices, finetune  # noqa: E402
-from knn import extract_features, knn_accuracy  # noqa: E402
-from linear import linear_probe  # noqa: E402
-from pretrain import load_data, pretrain, variant_filters  # noqa: E402
-from segment import load_camvid, segmentation  # noqa: E402
+from common import METRICS, VARIANTS, log
+from finetune import few_indices, finetune
+from knn import extract_features, knn_accuracy
+from linear import linear_probe
+from pretrain import load_data, pretrain, variant_filters
+from segment import load_camvid, segmentation
 
 MULTI_SEED = ('folk', 'scratch')
 

@@ -17,19 +17,15 @@ Run alone::
 """
 import argparse
 import math
-import os.path as osp
-import sys
 from typing import Dict, List, Optional
 
+import common
 import numpy as np
 import torch
 import torch.nn.functional as F
+from common import IGNORE, MEAN, SEG_CLASSES, STD, log
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import common  # noqa: E402
-from common import IGNORE, MEAN, SEG_CLASSES, STD, log  # noqa: E402
-
-from folk.downstream import to_mmseg  # noqa: E402
+from folk.downstream import to_mmseg
 
 
 def seg_model_cfg(p: dict) -> dict:

@@ -2,7 +2,6 @@
 import importlib.util
 import os
 import os.path as osp
-import sys
 
 import cv2
 import numpy as np
@@ -12,7 +11,6 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def _load(name: str):
-    sys.path.insert(0, osp.join(REPO, 'benchmarks'))
     path = osp.join(REPO, 'benchmarks', f'{name}.py')
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)

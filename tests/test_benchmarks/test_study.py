@@ -9,7 +9,6 @@ import importlib
 import json
 import math
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
@@ -20,8 +19,7 @@ STUDY = osp.join(REPO, 'benchmarks', 'study')
 
 
 def _study(name: str):
-    if STUDY not in sys.path:
-        sys.path.insert(0, STUDY)
+    # benchmarks/study is on pytest's pythonpath (setup.cfg)
     return importlib.import_module(name)
 
 
