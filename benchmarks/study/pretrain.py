@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from common import MEAN, STD, VARIANTS, log
 
-from folk.datasets.transforms import check_filters, folk_view_transforms
+from folk.datasets.transforms import BLUR_SIGMA_RANGE, check_filters
 from folk.downstream import extract_backbone
 from folk.frequency import mfm_radius
 
@@ -101,28 +101,21 @@ def model_cfg(variant: str, p: dict, total_iters: int) -> dict:
 
 def views_cfg(size: int, crop_scale: Tuple[float, float], photometric: bool,
               num_views: int, blur_scale: bool) -> dict:
-    """FOLK's views: :class:`folk.datasets.FOLKViews`, or with
-    ``blur_scale`` the same recipe (``folk_view_transforms``) with the
-    Gaussian blur's sigma range (0.1-2.0 px, set for 224 px crops) scaled
-    by ``size / 224``, as the MFM radius is (``folk.frequency.mfm_radius``):
-    at 48 px an unscaled sigma of up to 2 px removes most of the image.
+    """FOLK's views: :class:`folk.datasets.FOLKViews`; with ``blur_scale``
+    the Gaussian blur's sigma range (0.1-2.0 px, set for 224 px crops) is
+    scaled by ``size / 224``, as the MFM radius is
+    (``folk.frequency.mfm_radius``): at 48 px an unscaled sigma of up to
+    2 px removes most of the image.
     """
-    if not (photometric and blur_scale):
-        return dict(
-            type='FOLKViews',
-            crop_size=size,
-            crop_scale=crop_scale,
-            photometric=photometric,
-            num_views=num_views)
-    views = [
-        folk_view_transforms(i, size, crop_scale) for i in range(num_views)
-    ]
-    for view in views:
-        for t in view:
-            if t['type'] == 'GaussianBlur':
-                low, high = t['magnitude_range']
-                t['magnitude_range'] = (low * size / 224, high * size / 224)
-    return dict(type='MultiView', num_views=[1] * num_views, transforms=views)
+    cfg = dict(
+        type='FOLKViews',
+        crop_size=size,
+        crop_scale=crop_scale,
+        photometric=photometric,
+        num_views=num_views)
+    if photometric and blur_scale:
+        cfg['blur_sigma'] = tuple(s * size / 224 for s in BLUR_SIGMA_RANGE)
+    return cfg
 
 
 def runner_cfg(variant: str, p: dict, seed: int, work_dir: str, train_key: str,
