@@ -11,8 +11,8 @@ def relative_paths(data: Any, root: str = REPO) -> Any:
     """``data`` with every absolute path made relative to ``root``.
 
     Results files are committed: they must not hold the paths of the
-    machine that made them (``/home/x/folk/../shared/data`` becomes
-    ``../shared/data``).
+    machine that made them (the shared data folder beside a checkout
+    becomes ``../shared/data``).
 
     Args:
         data: JSON-like data (dicts, lists, strings, numbers).
