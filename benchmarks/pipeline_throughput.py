@@ -4,11 +4,13 @@ Part 1 runs the pre-training configs' ``train_pipeline`` (loading, the two
 FOLK views or MFM's single crop, the filter choice, packing) on real images
 in one process with one thread, timing every transform:
 
-- ``folk``: FOLK as configured: crop and flip in the workers, photometric
-  parameters drawn there and applied on the device
-  (``FOLKViews(photometric='device')``);
-- ``folk_cpu_aug``: FOLK with the photometric augmentation in the workers
-  (``photometric='cpu'``, the previous default);
+- ``folk``: FOLK as configured: the workers decode and draw the crop, flip
+  and photometric parameters; the views are cut and augmented on the
+  device (``FOLKViews(crop='device', photometric='device')``);
+- ``folk_cpu_crop``: crop and flip in the workers, photometric on the
+  device (``crop='cpu'``);
+- ``folk_cpu_aug``: everything in the workers (``crop='cpu',
+  photometric='cpu'``, MMPretrain's way);
 - ``mfm``: MFM's single crop.
 
 on two sources: the bundled Imagenette at 128 px, and ImageNet-like 500x375
@@ -17,16 +19,17 @@ JPEGs made from the CamVid frames in a temporary folder
 on ImageNet. Divide a GPU's pre-training images/s by the images/s per core
 printed here to get the data-loader workers it needs.
 
-Part 2 times what moved to the device: the photometric augmentation of a
-batch of 2 x ``--batch`` views at 224 px (built by the FOLK pipeline from
-real images), with folk's batched operations (``folk.photometric``) and with
-Kornia's functional operations driven by the same parameters, and the whole
-``FrequencyFilterPreprocessor`` forward (augmentation + Com / RCom filters
-+ normalisation). On CPU (all threads, each timed once, seconds per batch;
-the whole preprocessor without photometric only) always, on CUDA (mean of
-10 calls after a warm-up) when available. Both photometric versions are
-compared with the CPU path's images (MMCV / Pillow): maximum and mean
-absolute difference in uint8 levels.
+Part 2 times what moved to the device for a batch of 2 x ``--batch`` views
+at 224 px (from real images): the crops (``folk.crop.resized_crops``,
+compared with the CPU path's Pillow crops), the photometric augmentation
+with folk's batched operations (``folk.photometric``) and with Kornia's
+functional operations driven by the same parameters, and the whole
+``FrequencyFilterPreprocessor`` forward (crops + augmentation + Com / RCom
+filters + normalisation). On CPU (all threads, each timed once, seconds per
+batch; the whole preprocessor without photometric only) always, on CUDA
+(mean of 10 calls after a warm-up) when available. The crops and both
+photometric versions are compared with the CPU path's images (MMCV /
+Pillow): maximum and mean absolute difference in uint8 levels.
 
 Examples::
 
@@ -48,11 +51,12 @@ import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.dataset import default_collate
+from mmengine.dataset import default_collate, pseudo_collate
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS, TRANSFORMS
 
 import folk  # noqa: F401
+from folk.crop import resized_crops
 from folk.photometric import (JITTER_OPS, apply_photometric,
                               apply_photometric_cpu)
 
@@ -65,7 +69,8 @@ FOLK_CFG = 'configs/_base_/datasets/imagenet_bs128_folk.py'
 # pipeline name -> (dataset config, FOLKViews options changed)
 PIPELINES = {
     'folk': (FOLK_CFG, {}),
-    'folk_cpu_aug': (FOLK_CFG, dict(photometric='cpu')),
+    'folk_cpu_crop': (FOLK_CFG, dict(crop='cpu')),
+    'folk_cpu_aug': (FOLK_CFG, dict(crop='cpu', photometric='cpu')),
     'mfm': ('configs/_base_/datasets/imagenet_bs128_mfm.py', {}),
 }
 
@@ -133,12 +138,16 @@ def time_pipelines(methods: list,
         n = len(files) * rounds
         views = last[method]['inputs']
         views = views if isinstance(views, list) else [views]
+        crops = last[method]['data_samples'].get('crop_params')
+        if crops:  # the decoded image is packed; the views come later
+            views = [(3, p['size'], p['size']) for p in crops]
         rows.append(
             dict(
                 method=method,
                 images=n,
                 views=len(views),
-                view_shape=list(views[0].shape),
+                view_shape=list(views[0] if crops else views[0].shape),
+                views_cut_on_device=bool(crops),
                 ms_per_image=1000 * cpu[method] / n,
                 wall_ms_per_image=1000 * wall[method] / n,
                 images_per_s_per_core=n / cpu[method],
@@ -167,8 +176,9 @@ def table(rows: list, header: str) -> str:
         steps = ', '.join(f"{s['transform']} {s['ms']:.2f}"
                           for s in r['steps'])
         ratio = ratios.get(r['method'])
+        where = ' (cut on the device)' if r.get('views_cut_on_device') else ''
         lines.append(f"| {r['method']} | {r['views']} x "
-                     f"{'x'.join(map(str, r['view_shape']))} | "
+                     f"{'x'.join(map(str, r['view_shape']))}{where} | "
                      f"{r['images_per_s_per_core']:.1f} | "
                      f"{r['ms_per_image']:.2f} | "
                      f"{'-' if ratio is None else f'{ratio:.2f}'} | "
@@ -227,9 +237,12 @@ def kornia_photometric(img: torch.Tensor, params: Sequence[dict]):
     return (x * 255.).round_().clamp_(0, 255).to(torch.uint8).flip(1)
 
 
-def device_batch(files: list, batch: int, crop: int = 224) -> list:
-    """``batch`` packed samples of the FOLK (device) pipeline, seeded."""
-    transforms = build_pipeline('folk', crop)
+def device_batch(files: list,
+                 batch: int,
+                 crop: int = 224,
+                 method: str = 'folk') -> list:
+    """``batch`` packed samples of ``method``'s pipeline, seeded."""
+    transforms = build_pipeline(method, crop)
     random.seed(0)
     np.random.seed(0)
     samples = []
@@ -263,9 +276,13 @@ def _timed(func, device: str, repeats: int):
     return out, ms
 
 
-def time_device_side(samples: list, devices: List[str],
+def time_device_side(samples: list, uncut: list, devices: List[str],
                      repeats: Dict[str, int]) -> List[dict]:
-    """ms per batch of the device-side work, and agreement with MMCV."""
+    """ms per batch of the device-side work, and agreement with MMCV.
+
+    ``samples``: packed views cut on CPU (``folk_cpu_crop``); ``uncut``:
+    the same images with the same draws, cut on the device (``folk``).
+    """
     views = [torch.stack([s['inputs'][v] for s in samples]) for v in range(2)]
     params = [
         p for v in range(2)
@@ -287,10 +304,29 @@ def time_device_side(samples: list, devices: List[str],
     plain = copy.deepcopy(batch)
     for s in plain['data_samples']:
         del s.photometric_params
+    whole_batch = pseudo_collate(copy.deepcopy(uncut))
+    crops = [
+        p for v in range(2)
+        for p in (s['data_samples'].crop_params[v] for s in uncut)
+    ]
     rows = []
     for device in devices:
         xd = x.to(device)
         pre_d = pre.to(device)
+        images = [s['inputs'].to(device) for s in uncut] * 2
+        out, ms = _timed(lambda: resized_crops(images, crops), device,
+                         repeats[device])
+        diff = np.abs(out.cpu().numpy().astype(np.int16) -
+                      x.numpy().astype(np.int16))
+        rows.append(
+            dict(
+                what='crops (folk.crop) vs Pillow',
+                device=device,
+                views=int(x.shape[0]),
+                ms_per_batch=ms,
+                max_abs_diff_vs_mmcv=int(diff.max()),
+                mean_abs_diff_vs_mmcv=float(diff.mean()),
+                pixels_over_1_level=float((diff > 1).mean())))
         candidates = dict(
             folk=lambda: apply_photometric(xd, params, check=False),
             kornia=lambda: kornia_photometric(xd, params))
@@ -308,8 +344,10 @@ def time_device_side(samples: list, devices: List[str],
                     mean_abs_diff_vs_mmcv=float(diff.mean()),
                     pixels_over_1_level=float((diff > 1).mean())))
         whole = [('preprocessor, filters only', plain)]
-        if repeats[device] > 0:  # on CPU: about the sum of the two rows
-            whole.append(('preprocessor, with photometric', batch))
+        if repeats[device] > 0:  # on CPU: about the sum of the rows
+            whole += [('preprocessor, photometric + filters', batch),
+                      ('preprocessor, crops + photometric + filters',
+                       whole_batch)]
         for name, data in whole:
             ms = _timed(lambda: pre_d(data, training=True), device,
                         repeats[device])[1]
@@ -353,7 +391,7 @@ def main():
         'empty: skip that source)')
     p.add_argument(
         '--methods',
-        default='folk,folk_cpu_aug,mfm',
+        default='folk,folk_cpu_crop,folk_cpu_aug,mfm',
         help=f'comma-separated, from {sorted(PIPELINES)}')
     p.add_argument(
         '--batch',
@@ -392,8 +430,10 @@ def main():
     if args.batch:
         torch.set_num_threads(threads)
         devices = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
-        samples = device_batch(next(iter(sources.values())), args.batch)
-        rows = time_device_side(samples, devices, dict(cpu=0, cuda=10))
+        files = next(iter(sources.values()))
+        rows = time_device_side(
+            device_batch(files, args.batch, method='folk_cpu_crop'),
+            device_batch(files, args.batch), devices, dict(cpu=0, cuda=10))
         data['device_side'] = dict(threads=threads, rows=rows)
         texts.append(
             device_table(

@@ -37,13 +37,15 @@ train_pipeline = [
         crop_size=crop,
         crop_scale=(0.25, 1.0),
         photometric='device',
+        crop='device',
         # DINO's blur radius (0.1-2 px) is meant for 224 px crops: scaled
         blur_sigma=(0.1 * crop / 224, 2.0 * crop / 224)),
     dict(type='RandomFrequencyFilter', filters={{_base_.folk_filters}}),
     dict(
         type='PackInputs',
         meta_keys=[
-            'img_path', 'freq_kind', 'freq_param', 'photometric_params'
+            'img_path', 'freq_kind', 'freq_param', 'photometric_params',
+            'crop_params'
         ])
 ]
 train_dataloader = dict(

@@ -101,6 +101,8 @@ class RandomFrequencyFilter(BaseTransform):
 
     - img (np.ndarray | list[np.ndarray]): one view (H, W, 3) or a list of
       views, uint8, as produced by :class:`mmpretrain.MultiView`.
+    - crop_params (list[dict], optional): with ``FOLKViews(crop='device')``
+      the views are cut later; one filter is drawn per entry.
 
     **Added Keys:**
 
@@ -151,12 +153,18 @@ class RandomFrequencyFilter(BaseTransform):
     def transform(self, results: Dict) -> Dict:
         """Record (and optionally apply) a filter for every view."""
         views = results['img']
-        single = not isinstance(views, list)
-        if single:
+        if not isinstance(views, list):
             views = [views]
-        choices = self._choose(len(views))
+        # FOLKViews(crop='device'): one decoded image, the views come later
+        num_views = len(results.get('crop_params', views))
+        choices = self._choose(num_views)
         results['freq_kind'] = [c[0] for c in choices]
         results['freq_param'] = [c[1] for c in choices]
+        if self.apply and 'crop_params' in results:
+            raise ValueError(
+                'RandomFrequencyFilter(apply=True) filters the views here, '
+                "but FOLKViews(crop='device') cuts them later on the device: "
+                "use crop='cpu' with apply=True, or apply=False")
         if self.apply and 'photometric_params' in results:
             raise ValueError(
                 'RandomFrequencyFilter(apply=True) filters the views here, '
@@ -318,18 +326,33 @@ class FOLKViews(BaseTransform):
 
     ``True`` / ``False`` are accepted for ``'cpu'`` / ``'none'``.
 
+    Where the crop, resize and flip run is chosen by ``crop``:
+
+    - ``'cpu'``: here, with MMPretrain's ``RandomResizedCrop`` (Pillow,
+      bicubic) and MMCV's ``RandomFlip``; ``img`` becomes the list of views.
+    - ``'device'``: only their parameters are drawn here (the same random
+      calls, in the same order), stored in ``crop_params``, and ``img`` stays
+      the decoded image, passed once for all views; pack ``crop_params`` as
+      a meta key, collate with ``pseudo_collate`` (images differ in size),
+      and :class:`FrequencyFilterPreprocessor` cuts the views on the model's
+      device (:func:`folk.crop.resized_crops`, Pillow's arithmetic). Needs
+      ``photometric='device'`` or ``'none'``.
+
     **Required Keys:**
 
     - img (np.ndarray): (H, W, 3) uint8 image, BGR.
 
     **Modified Keys:**
 
-    - img (list[np.ndarray]): ``num_views`` views (crop_size, crop_size, 3).
+    - img (list[np.ndarray]): ``num_views`` views (crop_size, crop_size, 3);
+      unchanged with ``crop='device'``.
 
     **Added Keys:**
 
     - photometric_params (list[dict]): one parameter dict per view
       (:data:`folk.photometric.PARAM_KEYS`), only with ``'device'``.
+    - crop_params (list[dict]): one crop parameter dict per view
+      (:data:`folk.crop.CROP_KEYS`), only with ``crop='device'``.
 
     Args:
         crop_size (int): Output size of each view. Defaults to 224.
@@ -350,10 +373,12 @@ class FOLKViews(BaseTransform):
             radius in pixels. DINO's (0.1, 2.0) is meant for 224 px crops;
             scale it with ``crop_size`` for small crops (at 64 px a 2 px
             blur removes most of the image). Defaults to (0.1, 2.0).
+        crop (str): ``'cpu'`` (default) or ``'device'``, see above.
     """
 
     JITTER_BACKENDS = ('cv2', 'pillow')
     PHOTOMETRIC = ('device', 'cpu', 'none')
+    CROP = ('cpu', 'device')
 
     def __init__(self,
                  crop_size: int = 224,
@@ -361,7 +386,8 @@ class FOLKViews(BaseTransform):
                  photometric: Union[str, bool] = 'cpu',
                  num_views: int = 2,
                  jitter_backend: str = 'cv2',
-                 blur_sigma: Tuple[float, float] = BLUR_SIGMA_RANGE) -> None:
+                 blur_sigma: Tuple[float, float] = BLUR_SIGMA_RANGE,
+                 crop: str = 'cpu') -> None:
         if num_views not in (1, 2):
             raise ValueError(
                 f'FOLKViews: num_views must be 1 or 2, got {num_views}')
@@ -386,6 +412,14 @@ class FOLKViews(BaseTransform):
                 "FOLKViews: photometric='device' reproduces MMCV's cv2 "
                 "colour functions; jitter_backend='pillow' needs "
                 "photometric='cpu'")
+        if crop not in self.CROP:
+            raise ValueError(f'FOLKViews: crop must be one of {self.CROP}, '
+                             f'got {crop!r}')
+        if crop == 'device' and photometric == 'cpu':
+            raise ValueError(
+                "FOLKViews: crop='device' cuts the views on the device, after "
+                "the workers; photometric='cpu' would need them here: use "
+                "photometric='device' (or 'none') with crop='device'")
         if (not isinstance(blur_sigma, Sequence) or len(blur_sigma) != 2
                 or not 0 < blur_sigma[0] <= blur_sigma[1]):
             raise ValueError(f'FOLKViews: blur_sigma must be a (min, max) '
@@ -396,6 +430,7 @@ class FOLKViews(BaseTransform):
         self.photometric = photometric
         self.num_views = num_views
         self.jitter_backend = jitter_backend
+        self.crop = crop
         # Crop and flip are MMPretrain's transforms, built under its scope
         # (``_scope_``) so that FOLKViews also works without
         # ``default_scope`` (scripts, tests) or under another scope.
@@ -408,6 +443,8 @@ class FOLKViews(BaseTransform):
 
     def transform(self, results: Dict) -> Dict:
         """Replace ``img`` by the list of views (see the class docstring)."""
+        if self.crop == 'device':
+            return self._draw_only(results)
         views, params = [], []
         for i, pipeline in enumerate(self.pipelines):
             view = pipeline(copy.deepcopy(results))['img']
@@ -422,13 +459,33 @@ class FOLKViews(BaseTransform):
             results['photometric_params'] = params
         return results
 
+    def _draw_only(self, results: Dict) -> Dict:
+        """``crop='device'``: draw every view's crop, flip and photometric
+        parameters with the random calls of the CPU path, in its order."""
+        img = results['img']
+        crops, params = [], []
+        for i, pipeline in enumerate(self.pipelines):
+            resized_crop, flip = pipeline.transforms
+            top, left, height, width = resized_crop.rand_crop_params(img)
+            crops.append(
+                dict(
+                    box=(int(top), int(left), int(height), int(width)),
+                    flip=flip._choose_direction() is not None,
+                    size=self.crop_size))
+            if self.photometric != 'none':
+                params.append(draw_photometric_params(i, self.blur_sigma))
+        results['crop_params'] = crops
+        if self.photometric == 'device':
+            results['photometric_params'] = params
+        return results
+
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(crop_size={self.crop_size}, '
                 f'crop_scale={self.crop_scale}, '
                 f'photometric={self.photometric!r}, '
                 f'num_views={self.num_views}, '
                 f'jitter_backend={self.jitter_backend!r}, '
-                f'blur_sigma={self.blur_sigma})')
+                f'blur_sigma={self.blur_sigma}, crop={self.crop!r})')
 
 
 __all__ = [

@@ -6,6 +6,7 @@ import torch
 from mmpretrain.models.utils.data_preprocessor import SelfSupDataPreprocessor
 from mmpretrain.registry import MODELS
 
+from ..crop import resized_crops
 from ..frequency import apply_frequency_mask, filter_images, kind_to_index
 from ..photometric import apply_photometric, params_from_samples
 
@@ -15,7 +16,13 @@ class FrequencyFilterPreprocessor(SelfSupDataPreprocessor):
     """Augment and normalise the views and build their frequency-filtered
     copies.
 
-    In training, when the data samples carry ``photometric_params``
+    In training, when the data samples carry ``crop_params``
+    (``FOLKViews(crop='device')``, packed as a meta key), ``inputs`` holds
+    each decoded image once (a list of (3, H, W) uint8 tensors from
+    ``pseudo_collate``, or one stacked tensor when the sizes agree) and the
+    views are first cut from it here (:func:`folk.crop.resized_crops`,
+    Pillow's bicubic arithmetic, so the views are those of the CPU crop).
+    When the data samples carry ``photometric_params``
     (``FOLKViews(photometric='device')``, packed as a meta key), the views
     first get their photometric augmentation here, all views of the batch in
     one call of :func:`folk.photometric.apply_photometric` on uint8 BGR (the
@@ -48,7 +55,10 @@ class FrequencyFilterPreprocessor(SelfSupDataPreprocessor):
         data = self.cast_data(data)
         views = data['inputs']
         samples = data['data_samples']
-        if not isinstance(views, list):
+        crops = params_from_samples(samples, 'crop_params')
+        if crops is not None:
+            views = self._cut(views, crops)
+        elif not isinstance(views, list):
             views = [views]
         if samples is None or 'freq_kind' not in samples[0]:
             raise KeyError(
@@ -76,6 +86,21 @@ class FrequencyFilterPreprocessor(SelfSupDataPreprocessor):
             out['filtered'].append(self._normalize(filtered))
             out['keep'].append(keep)
         return dict(inputs=out, data_samples=samples)
+
+    @staticmethod
+    def _cut(images, crops: List[List[dict]]) -> List[torch.Tensor]:
+        """The views (each (B, 3, S, S) uint8) cut from the decoded images
+        (a list of B (3, H, W) tensors, or one (B, 3, H, W) tensor)."""
+        if len(images) != len(crops[0]) or not all(
+                isinstance(img, torch.Tensor) and img.dim() == 3
+                for img in images):
+            raise ValueError(
+                'FrequencyFilterPreprocessor: with crop_params (FOLKViews('
+                "crop='device')) the inputs must be one (3, H, W) image per "
+                f'data sample ({len(crops[0])}); got '
+                f'{type(images).__name__} of {len(images)}. Collate with '
+                "pseudo_collate (collate_fn=dict(type='pseudo_collate'))")
+        return [resized_crops(images, per_view) for per_view in crops]
 
     @staticmethod
     def _augment(views: List[torch.Tensor], params: List[List[dict]],

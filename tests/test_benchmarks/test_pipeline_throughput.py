@@ -31,19 +31,22 @@ def jpeg():
 def test_folk_and_mfm_pipelines_are_timed(bench, imagenette_root):
     files = bench.find_images(imagenette_root, 3)
     assert len(files) == 3
-    folk, cpu_aug, mfm = bench.time_pipelines(['folk', 'folk_cpu_aug', 'mfm'],
-                                              files,
-                                              rounds=2,
-                                              warmup=1)
-    assert (folk['views'], folk['view_shape']) == (2, [3, 224, 224])
+    folk, cpu_crop, cpu_aug, mfm = bench.time_pipelines(
+        ['folk', 'folk_cpu_crop', 'folk_cpu_aug', 'mfm'],
+        files,
+        rounds=2,
+        warmup=1)
+    for row in (folk, cpu_crop, cpu_aug):
+        assert (row['views'], row['view_shape']) == (2, [3, 224, 224])
     assert (mfm['views'], mfm['view_shape']) == (1, [3, 224, 224])
+    assert folk['views_cut_on_device'] and not cpu_crop['views_cut_on_device']
     assert folk['images'] == 6
     names = [s['transform'] for s in folk['steps']]
     assert names == [
         'LoadImageFromFileSafe', 'FOLKViews', 'RandomFrequencyFilter',
         'PackInputs'
     ]
-    for row in (folk, cpu_aug, mfm):
+    for row in (folk, cpu_crop, cpu_aug, mfm):
         assert row['ms_per_image'] >= sum(s['ms'] for s in row['steps'])
         assert row['images_per_s_per_core'] == pytest.approx(
             1000 / row['ms_per_image'])
@@ -51,31 +54,44 @@ def test_folk_and_mfm_pipelines_are_timed(bench, imagenette_root):
     assert ratios['mfm'] == 1.0
     assert ratios['folk'] == pytest.approx(folk['ms_per_image'] /
                                            mfm['ms_per_image'])
-    text = bench.table([folk, mfm], 'header')
-    assert '| folk | 2 x 3x224x224 |' in text and '| 1.00 |' in text
+    text = bench.table([folk, cpu_crop, mfm], 'header')
+    assert '| folk | 2 x 3x224x224 (cut on the device) |' in text
+    assert '| folk_cpu_crop | 2 x 3x224x224 |' in text
+    assert '| 1.00 |' in text
 
 
-def test_cpu_variant_changes_only_where_the_photometric_part_runs(bench):
+def test_variants_change_only_where_the_work_runs(bench):
     folk = bench.build_pipeline('folk')
+    crop = bench.build_pipeline('folk_cpu_crop')
     cpu = bench.build_pipeline('folk_cpu_aug')
-    assert folk[1].photometric == 'device'  # the configs' default
-    assert cpu[1].photometric == 'cpu'
-    assert repr(folk[1]).replace("'device'", "'cpu'") == repr(cpu[1])
-    assert 'photometric_params' in folk[-1].meta_keys
+    # the configs' default: crops and photometric on the device
+    assert (folk[1].crop, folk[1].photometric) == ('device', 'device')
+    assert (crop[1].crop, crop[1].photometric) == ('cpu', 'device')
+    assert (cpu[1].crop, cpu[1].photometric) == ('cpu', 'cpu')
+    assert repr(folk[1]).replace("crop='device'",
+                                 "crop='cpu'") == repr(crop[1])
+    assert repr(crop[1]).replace("'device'", "'cpu'") == repr(cpu[1])
+    assert {'photometric_params', 'crop_params'} <= set(folk[-1].meta_keys)
 
 
 def test_device_side_rows_measure_agreement_with_mmcv(bench, imagenette_root):
     files = bench.find_images(imagenette_root, 3)
-    samples = bench.device_batch(files, 3, crop=32)
-    rows = bench.time_device_side(samples, ['cpu'], dict(cpu=1))
+    samples = bench.device_batch(files, 3, crop=32, method='folk_cpu_crop')
+    uncut = bench.device_batch(files, 3, crop=32)
+    rows = bench.time_device_side(samples, uncut, ['cpu'], dict(cpu=1))
     by = {r['what']: r for r in rows}
-    once = bench.time_device_side(samples, ['cpu'], dict(cpu=0))
-    assert len(once) == 3  # CPU default: the whole preprocessor once
+    once = bench.time_device_side(samples, uncut, ['cpu'], dict(cpu=0))
+    assert len(once) == 4  # CPU default: the whole preprocessor once
     assert set(by) == {
-        'photometric (folk)', 'photometric (kornia)',
-        'preprocessor, filters only', 'preprocessor, with photometric'
+        'crops (folk.crop) vs Pillow', 'photometric (folk)',
+        'photometric (kornia)', 'preprocessor, filters only',
+        'preprocessor, photometric + filters',
+        'preprocessor, crops + photometric + filters'
     }
     assert all(r['views'] == 6 and r['ms_per_batch'] > 0 for r in rows)
+    crops = by['crops (folk.crop) vs Pillow']
+    assert crops['mean_abs_diff_vs_mmcv'] < 0.25
+    assert crops['pixels_over_1_level'] < 0.01
     assert by['photometric (folk)']['max_abs_diff_vs_mmcv'] <= 1
     assert by['photometric (kornia)']['mean_abs_diff_vs_mmcv'] > \
         by['photometric (folk)']['mean_abs_diff_vs_mmcv']

@@ -35,6 +35,15 @@ def test_pretrain_config_builds(path):
     assert 'RandomFrequencyFilter' in names and names[-1] == 'PackInputs'
     # no short last batch (recompiles a compiled backbone, tiny SyncBN)
     assert cfg.train_dataloader.drop_last is True
+    views = pipeline.transforms[1]
+    if algo == 'FOLK':
+        # workers decode and draw; crops and photometric run on the device
+        assert (views.crop, views.photometric) == ('device', 'device')
+        assert {'crop_params',
+                'photometric_params'} <= set(pipeline.transforms[-1].meta_keys)
+        assert cfg.train_dataloader.collate_fn.type == 'pseudo_collate'
+    else:  # MFM's recipe: one crop in the workers
+        assert (views.crop, views.photometric) == ('cpu', 'none')
     if 'demo' not in path:
         assert cfg.train_dataloader.dataset.data_root == 'data/imagenet/'
         assert cfg.optim_wrapper.type == 'AmpOptimWrapper'

@@ -335,7 +335,7 @@ def test_folk_views_repr():
     text = repr(FOLKViews(crop_size=32, num_views=1, photometric=False))
     assert text == ('FOLKViews(crop_size=32, crop_scale=(0.25, 1.0), '
                     "photometric='none', num_views=1, jitter_backend='cv2', "
-                    'blur_sigma=(0.1, 2.0))')
+                    "blur_sigma=(0.1, 2.0), crop='cpu')")
     assert "photometric='device'" in repr(FOLKViews(photometric='device'))
     assert "photometric='cpu'" in repr(FOLKViews(photometric=True))
 

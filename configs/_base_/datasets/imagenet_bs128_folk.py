@@ -17,33 +17,37 @@ folk_filters = [
 ]
 train_pipeline = [
     dict(type='LoadImageFromFileSafe'),
-    # workers decode, crop, flip and draw the photometric parameters; the
-    # data preprocessor applies them batched on the GPU (docs/data_pipeline.md)
+    # workers decode and draw the crop, flip and photometric parameters; the
+    # data preprocessor cuts the views and applies them batched on the GPU
+    # (docs/data_pipeline.md); crop='cpu', photometric='cpu': all in workers
     dict(
         type='FOLKViews',
         crop_size=224,
         crop_scale=(0.25, 1.0),
-        photometric='device'),
+        photometric='device',
+        crop='device'),
     dict(type='RandomFrequencyFilter', filters=folk_filters),
     dict(
         type='PackInputs',
         meta_keys=[
-            'img_path', 'freq_kind', 'freq_param', 'photometric_params'
+            'img_path', 'freq_kind', 'freq_param', 'photometric_params',
+            'crop_params'
         ])
 ]
 
 train_dataloader = dict(
     batch_size=128,
-    # 12 workers x ~110 images/s per core (decode + 2 crops + draws + pack,
-    # 500x375 JPEGs): about 1,300 images/s per GPU (docs/data_pipeline.md)
-    num_workers=12,
+    # 8 workers x ~290 images/s per core (decode + draws + pack, 500x375
+    # JPEGs): about 2,300 images/s per GPU (docs/data_pipeline.md)
+    num_workers=8,
     persistent_workers=True,
     pin_memory=True,
     # no short last batch (as MMPretrain's self-supervised configs): it
     # would recompile a compiled backbone and give SyncBN a tiny batch
     drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
+    # one decoded image per sample, of its own size (crop='device')
+    collate_fn=dict(type='pseudo_collate'),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
