@@ -315,7 +315,8 @@ class FOLKViews(BaseTransform):
       ``photometric_params``; pack them as a meta key and
       :class:`FrequencyFilterPreprocessor` applies them batched on the
       model's device (:func:`folk.photometric.apply_photometric`). The
-      workers only decode, crop, flip and pack uint8.
+      workers only decode, crop, flip and pack uint8 (with
+      ``crop='device'`` they only decode and draw).
     - ``'cpu'``: the same parameters are drawn and applied here with MMCV /
       Pillow (:func:`folk.photometric.apply_photometric_cpu`), the
       functions MMPretrain's transforms call. With the same seed this gives
