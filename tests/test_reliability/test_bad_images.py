@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.dataset import default_collate, pseudo_collate
+from mmengine.dataset import pseudo_collate
 from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 from PIL import Image
 from runner_utils import DEMO_CFG
 
+from folk.crop import resized_crops
 from folk.datasets import ImageLoadError, LoadImageFromFileSafe
 
 CROP = 64
@@ -45,11 +46,15 @@ def _run(pipeline, path):
 
 
 def _check_packed(packed):
-    views = packed['inputs']
-    assert len(views) == 2
-    for v in views:
-        assert v.dtype == torch.uint8 and tuple(v.shape) == (3, CROP, CROP)
-    assert packed['data_samples'].freq_kind  # filter chosen for each view
+    # FOLKViews(crop='device'): the decoded image once, two views' crops
+    img = packed['inputs']
+    assert img.dtype == torch.uint8 and img.dim() == 3 and img.shape[0] == 3
+    crops = packed['data_samples'].crop_params
+    assert len(crops) == 2
+    views = resized_crops([img, img], crops)
+    assert views.dtype == torch.uint8
+    assert tuple(views.shape) == (2, 3, CROP, CROP)
+    assert len(packed['data_samples'].freq_kind) == 2  # a filter per view
 
 
 # ---------------------------------------------------------------------------
@@ -119,11 +124,12 @@ def test_handled_images_train_the_preprocessor(tmp_path, pipeline, cfg):
     for name, (writer, _) in sorted(HANDLED.items()):
         writer(str(tmp_path / name))
         packed.append(_run(pipeline, tmp_path / name)[1])
-    batch = default_collate(packed)  # as the demo config's loader
-    assert len(batch['inputs']) == 2 and batch['inputs'][0].shape[0] == 10
+    batch = pseudo_collate(packed)  # as the demo config's loader
+    assert len(batch['inputs']) == 10  # one decoded image per sample
     pre = MODELS.build(cfg.data_preprocessor)
     out = pre(batch, training=True)['inputs']
     for key in ('views', 'filtered'):
+        assert [tuple(v.shape) for v in out[key]] == [(10, 3, CROP, CROP)] * 2
         assert all(bool(torch.isfinite(v).all()) for v in out[key])
 
 
