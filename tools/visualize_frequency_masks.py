@@ -15,15 +15,17 @@ Usage::
         --out docs/img/frequency_masks.png
 """
 import argparse
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 import torch
 
 from folk.frequency import filter_images, kind_to_index, mfm_radius
+from folk.visualization import add_figure_args, default_images
+from folk.visualization import figure_inches as _figure_inches
+from folk.visualization import (label_row, load_rgb01, log_spectrum,
+                                panel_grid, save_figure)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -42,8 +44,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         'images',
         nargs='*',
-        help='image files (default: the first --num images of val.txt in '
-        '--data-root)')
+        help='image files (default: one val image of each of the first '
+        '--num classes in --data-root)')
     parser.add_argument(
         '--data-root',
         default=DEFAULT_DATA_ROOT,
@@ -64,44 +66,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=DEFAULT_OUT,
         help='output PNG (default: docs/img/'
         'frequency_masks.png)')
-    parser.add_argument(
-        '--panel',
-        type=float,
-        default=1.25,
-        help='panel size in inches (default: 1.25)')
-    parser.add_argument(
-        '--dpi', type=int, default=72, help='PNG resolution (default: 72)')
-    parser.add_argument(
-        '--colors',
-        type=int,
-        default=256,
-        help='save as a palette PNG with this many colours '
-        '(smaller file); 0 keeps full colour (default: 256)')
+    add_figure_args(parser, panel=1.25)
     return parser.parse_args(argv)
-
-
-def default_images(data_root: str, num: int) -> List[str]:
-    ann = osp.join(data_root, 'val.txt')
-    if not osp.isfile(ann):
-        raise FileNotFoundError(
-            f'{ann} not found: give image paths or --data-root')
-    with open(ann) as f:
-        rel = [line.split()[0] for line in f if line.strip()]
-    return [osp.join(data_root, r) for r in rel[:num]]
-
-
-def load_rgb01(path: str, size: Optional[int]) -> np.ndarray:
-    """(H, W, 3) float32 RGB in [0, 1], optionally resized to size x size."""
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f'cannot read image {path}')
-    if size is not None:
-        shrink = size < min(bgr.shape[:2])
-        bgr = cv2.resize(
-            bgr, (size, size),
-            interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    return rgb.astype(np.float32) / 255.
 
 
 def filter_list(height: int, width: int) -> List[Tuple[str, float, str]]:
@@ -117,7 +83,7 @@ def filter_list(height: int, width: int) -> List[Tuple[str, float, str]]:
 
 def figure_inches(num_rows: int, panel: float) -> Tuple[float, float]:
     """(width, height) of the figure in inches."""
-    return LABEL_W + len(COLUMNS) * panel, TITLE_H + num_rows * panel
+    return _figure_inches(num_rows, len(COLUMNS), panel, LABEL_W, TITLE_H)
 
 
 def image_name(path: str, index: int) -> str:
@@ -138,8 +104,7 @@ def render(paths: Sequence[str],
     for index, (path, img) in enumerate(zip(paths, images)):
         h, w = img.shape[:2]
         x = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
-        spec = torch.fft.fft2(x)[0].abs().mean(0).numpy()
-        log_spec = np.fft.fftshift(np.log1p(spec))
+        log_spec = log_spectrum(x[0])
         for kind, param, label in filter_list(h, w):
             filtered, keep = filter_images(x, kind_to_index([kind]),
                                            torch.tensor([param]))
@@ -156,24 +121,8 @@ def render(paths: Sequence[str],
                     kept=float(keep.float().mean()),
                     filtered=filtered[0].permute(1, 2, 0).numpy()))
 
-    fig_w, fig_h = figure_inches(len(rows), panel)
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(
-        len(rows),
-        len(COLUMNS),
-        figsize=(fig_w, fig_h),
-        dpi=dpi,
-        squeeze=False)
-    fig.subplots_adjust(
-        left=LABEL_W / fig_w,
-        right=1 - 0.02 / fig_w,
-        top=1 - TITLE_H / fig_h,
-        bottom=0.02 / fig_h,
-        wspace=0.04,
-        hspace=0.04)
+    fig, axes, (fig_w, fig_h) = panel_grid(COLUMNS, len(rows), panel, dpi,
+                                           LABEL_W, TITLE_H)
     for i, row in enumerate(rows):
         panels = (row['image'], row['spectrum'], row['keep'], row['filtered'])
         for j, ax in enumerate(axes[i]):
@@ -188,30 +137,10 @@ def render(paths: Sequence[str],
                     interpolation='nearest')
             else:
                 ax.imshow(np.clip(panels[j], 0, 1))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(COLUMNS[j], fontsize=8)
-        axes[i][0].set_ylabel(
-            f"{row['name']}\n{row['label']}\nkeeps "
-            f"{100 * row['kept']:.1f}%",
-            fontsize=7,
-            rotation=0,
-            ha='right',
-            va='center',
-            labelpad=4)
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
-    if colors:
-        from PIL import Image
-        with Image.open(out) as im:
-            rgb = im.convert('RGB')
-        rgb.quantize(
-            colors=colors,
-            method=Image.Quantize.MEDIANCUT,
-            dither=Image.Dither.NONE).save(
-                out, optimize=True)
+        label_row(
+            axes[i][0], f"{row['name']}\n{row['label']}\nkeeps "
+            f"{100 * row['kept']:.1f}%")
+    save_figure(fig, out, dpi, colors)
     return dict(
         out=out,
         rows=rows,

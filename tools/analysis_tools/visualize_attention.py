@@ -14,19 +14,17 @@ Usage::
 """
 import argparse
 import functools
-import os
 import os.path as osp
 from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from folk.evaluation import load_pretrained_model  # noqa: E402
+from folk.evaluation import load_pretrained_model
+from folk.visualization import add_figure_args, default_images
+from folk.visualization import figure_inches as _figure_inches
+from folk.visualization import label_row, load_rgb01, panel_grid, save_figure
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_DATA_ROOT = osp.join(REPO, '..', 'shared', 'data', 'imagenette128')
@@ -66,59 +64,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='default: teacher for FOLK, student for MFM')
     parser.add_argument(
         '--out', default='work_dirs/attention.png', help='output PNG')
-    parser.add_argument(
-        '--panel',
-        type=float,
-        default=1.2,
-        help='panel size in inches (default: 1.2)')
-    parser.add_argument(
-        '--dpi', type=int, default=72, help='PNG resolution (default: 72)')
-    parser.add_argument(
-        '--colors',
-        type=int,
-        default=256,
-        help='save as a palette PNG with this many colours '
-        '(smaller file); 0 keeps full colour (default: 256)')
+    add_figure_args(parser, panel=1.2)
     parser.add_argument('--device', default=None, help='cpu or cuda')
     return parser.parse_args(argv)
-
-
-def quantize(path: str, colors: int) -> None:
-    """Rewrite the PNG at ``path`` with a ``colors``-colour palette."""
-    from PIL import Image
-    with Image.open(path) as im:
-        rgb = im.convert('RGB')
-    rgb.quantize(
-        colors=colors,
-        method=Image.Quantize.MEDIANCUT,
-        dither=Image.Dither.NONE).save(
-            path, optimize=True)
-
-
-def default_images(data_root: str, num: int):
-    """The first val image of each of the first ``num`` classes."""
-    ann = osp.join(data_root, 'val.txt')
-    if not osp.isfile(ann):
-        raise FileNotFoundError(
-            f'{ann} not found: give image paths or --data-root')
-    picked: Dict[str, str] = {}
-    with open(ann) as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 2 and parts[1] not in picked:
-                picked[parts[1]] = osp.join(data_root, parts[0])
-            if len(picked) == num:
-                break
-    return list(picked.values())
-
-
-def load_rgb01(path: str, size: int) -> np.ndarray:
-    """(size, size, 3) float32 RGB in [0, 1]."""
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f'cannot read image {path}')
-    bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.
 
 
 def select_backbone(model, weights: Optional[str]) -> Tuple[object, str]:
@@ -174,7 +122,7 @@ def cls_attention(backbone, images: torch.Tensor) -> torch.Tensor:
 def figure_inches(num_rows: int, num_cols: int,
                   panel: float) -> Tuple[float, float]:
     """(width, height) of the figure in inches."""
-    return LABEL_W + num_cols * panel, TITLE_H + num_rows * panel
+    return _figure_inches(num_rows, num_cols, panel, LABEL_W, TITLE_H)
 
 
 def render(model,
@@ -183,7 +131,8 @@ def render(model,
            size: int,
            weights: Optional[str] = None,
            panel: float = 1.2,
-           dpi: int = 72) -> Dict:
+           dpi: int = 72,
+           colors: int = 0) -> Dict:
     """Draw one row per image into ``out``; return what was drawn."""
     backbone, weights = select_backbone(model, weights)
     device = next(model.parameters()).device
@@ -194,20 +143,8 @@ def render(model,
     maps = cls_attention(backbone, x).cpu()  # (B, heads, h, w)
     heads = maps.shape[1]
     columns = ['image'] + [f'head {i + 1}' for i in range(heads)] + ['mean']
-    fig_w, fig_h = figure_inches(len(paths), len(columns), panel)
-    fig, axes = plt.subplots(
-        len(paths),
-        len(columns),
-        figsize=(fig_w, fig_h),
-        dpi=dpi,
-        squeeze=False)
-    fig.subplots_adjust(
-        left=LABEL_W / fig_w,
-        right=1 - 0.02 / fig_w,
-        top=1 - TITLE_H / fig_h,
-        bottom=0.02 / fig_h,
-        wspace=0.04,
-        hspace=0.04)
+    fig, axes, (fig_w, fig_h) = panel_grid(columns, len(paths), panel, dpi,
+                                           LABEL_W, TITLE_H)
     upsample = functools.partial(
         cv2.resize, dsize=(size, size), interpolation=cv2.INTER_NEAREST)
     for i, path in enumerate(paths):
@@ -223,18 +160,8 @@ def render(model,
                     cmap='inferno',
                     vmin=0,
                     vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(columns[j], fontsize=8)
         parent = osp.basename(osp.dirname(osp.abspath(path)))
-        axes[i][0].set_ylabel(
-            parent[:12],
-            fontsize=7,
-            rotation=0,
-            ha='right',
-            va='center',
-            labelpad=4)
+        label_row(axes[i][0], parent[:12])
     fig.suptitle(
         f'{weights} [CLS] attention, last layer',
         fontsize=8,
@@ -242,9 +169,7 @@ def render(model,
         ha='left',
         y=1 - 0.02 / fig_h,
         va='top')
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
+    save_figure(fig, out, dpi, colors)
     return dict(
         out=out,
         maps=maps,
@@ -263,9 +188,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         size = int(img_size[0] if isinstance(img_size, (tuple,
                                                         list)) else img_size)
     info = render(model, paths, args.out, size, args.weights, args.panel,
-                  args.dpi)
-    if args.colors:
-        quantize(args.out, args.colors)
+                  args.dpi, args.colors)
     print(f"wrote {args.out}: {len(paths)} rows x {len(info['columns'])} "
           f"columns ({info['weights']}), "
           f"{info['pixels'][1]}x{info['pixels'][0]} px")

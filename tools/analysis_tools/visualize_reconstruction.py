@@ -21,20 +21,18 @@ Usage::
         [IMAGE ...] [--num 2] [--ratio 0.01] [--out docs/img/x.png]
 """
 import argparse
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import cv2
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from folk.evaluation import load_pretrained_model  # noqa: E402
-from folk.frequency import filter_images, kind_to_index, mfm_radius  # noqa
+from folk.evaluation import load_pretrained_model
+from folk.frequency import filter_images, kind_to_index, mfm_radius
+from folk.visualization import add_figure_args, default_images
+from folk.visualization import figure_inches as _figure_inches
+from folk.visualization import (label_row, load_rgb01, log_spectrum,
+                                panel_grid, save_figure)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_DATA_ROOT = osp.join(REPO, '..', 'shared', 'data', 'imagenette128')
@@ -76,65 +74,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='Com / RCom ratio (default: 0.01)')
     parser.add_argument(
         '--out', default='work_dirs/reconstruction.png', help='output PNG')
-    parser.add_argument(
-        '--panel',
-        type=float,
-        default=1.2,
-        help='panel size in inches (default: 1.2)')
-    parser.add_argument(
-        '--dpi', type=int, default=72, help='PNG resolution (default: 72)')
-    parser.add_argument(
-        '--colors',
-        type=int,
-        default=256,
-        help='save as a palette PNG with this many colours '
-        '(smaller file); 0 keeps full colour (default: 256)')
+    add_figure_args(parser, panel=1.2)
     parser.add_argument('--device', default=None, help='cpu or cuda')
     return parser.parse_args(argv)
-
-
-def quantize(path: str, colors: int) -> None:
-    """Rewrite the PNG at ``path`` with a ``colors``-colour palette."""
-    from PIL import Image
-    with Image.open(path) as im:
-        rgb = im.convert('RGB')
-    rgb.quantize(
-        colors=colors,
-        method=Image.Quantize.MEDIANCUT,
-        dither=Image.Dither.NONE).save(
-            path, optimize=True)
-
-
-def default_images(data_root: str, num: int) -> List[str]:
-    """The first val image of each of the first ``num`` classes."""
-    ann = osp.join(data_root, 'val.txt')
-    if not osp.isfile(ann):
-        raise FileNotFoundError(
-            f'{ann} not found: give image paths or --data-root')
-    picked: Dict[str, str] = {}
-    with open(ann) as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 2 and parts[1] not in picked:
-                picked[parts[1]] = osp.join(data_root, parts[0])
-            if len(picked) == num:
-                break
-    return list(picked.values())
-
-
-def load_rgb01(path: str, size: int) -> np.ndarray:
-    """(size, size, 3) float32 RGB in [0, 1]."""
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f'cannot read image {path}')
-    bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.
-
-
-def log_spectrum(x01: torch.Tensor) -> np.ndarray:
-    """(H, W) shifted log-magnitude spectrum of a (3, H, W) image."""
-    spec = torch.fft.fft2(x01.float()).abs().mean(0)
-    return np.fft.fftshift(np.log1p(spec.numpy()))
 
 
 def filter_rows(size: int, ratio: float) -> List[Tuple[str, float, str]]:
@@ -148,7 +90,7 @@ def filter_rows(size: int, ratio: float) -> List[Tuple[str, float, str]]:
 
 def figure_inches(num_rows: int, panel: float) -> Tuple[float, float]:
     """(width, height) of the figure in inches."""
-    return LABEL_W + len(COLUMNS) * panel, TITLE_H + num_rows * panel
+    return _figure_inches(num_rows, len(COLUMNS), panel, LABEL_W, TITLE_H)
 
 
 @torch.no_grad()
@@ -180,7 +122,8 @@ def render(model,
            size: int,
            ratio: float = 0.01,
            panel: float = 1.2,
-           dpi: int = 72) -> Dict:
+           dpi: int = 72,
+           colors: int = 0) -> Dict:
     """Draw the grid for ``paths`` into ``out``; return what was drawn."""
     rows = []
     for path in paths:
@@ -199,41 +142,19 @@ def render(model,
                             r['filtered'].permute(1, 2, 0).numpy(),
                             r['reconstruction'].permute(1, 2, 0).numpy(),
                             log_spectrum(r['reconstruction']))))
-    fig_w, fig_h = figure_inches(len(rows), panel)
-    fig, axes = plt.subplots(
-        len(rows),
-        len(COLUMNS),
-        figsize=(fig_w, fig_h),
-        dpi=dpi,
-        squeeze=False)
-    fig.subplots_adjust(
-        left=LABEL_W / fig_w,
-        right=1 - 0.02 / fig_w,
-        top=1 - TITLE_H / fig_h,
-        bottom=0.02 / fig_h,
-        wspace=0.04,
-        hspace=0.04)
+    fig, axes, (fig_w, fig_h) = panel_grid(COLUMNS, len(rows), panel, dpi,
+                                           LABEL_W, TITLE_H)
     for i, row in enumerate(rows):
         for j, ax in enumerate(axes[i]):
             if j in (1, 4):
                 ax.imshow(row['panels'][j], cmap='magma')
             else:
                 ax.imshow(np.clip(row['panels'][j], 0, 1))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(COLUMNS[j], fontsize=8)
         parent = osp.basename(osp.dirname(osp.abspath(row['path'])))
-        axes[i][0].set_ylabel(
-            f"{parent[:14]}\n{row['label']}\nkeeps {100 * row['kept']:.1f}%",
-            fontsize=7,
-            rotation=0,
-            ha='right',
-            va='center',
-            labelpad=4)
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
+        label_row(
+            axes[i][0],
+            f"{parent[:14]}\n{row['label']}\nkeeps {100 * row['kept']:.1f}%")
+    save_figure(fig, out, dpi, colors)
     return dict(
         out=out,
         rows=rows,
@@ -254,9 +175,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     paths = args.images or default_images(args.data_root, args.num)
     size = args.size or backbone_size(model)
     info = render(model, paths, args.out, size, args.ratio, args.panel,
-                  args.dpi)
-    if args.colors:
-        quantize(args.out, args.colors)
+                  args.dpi, args.colors)
     print(f"wrote {args.out}: {len(info['rows'])} rows x {len(COLUMNS)} "
           f"columns, {info['pixels'][1]}x{info['pixels'][0]} px")
     return info
