@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from folk.visualization import (add_figure_args, default_images,
-                                figure_inches, label_row, load_rgb01,
-                                log_spectrum, panel_grid, save_figure)
+from folk.visualization import (add_figure_args, default_images, figure_inches,
+                                label_row, load_rgb01, log_spectrum,
+                                panel_grid, save_figure)
 
 
 def test_default_images_one_per_class(imagenette_root):

@@ -59,6 +59,8 @@ def variant_filters(kind: str,
 def model_cfg(variant: str, p: dict, total_iters: int) -> dict:
     """``configs/{folk,mfm}`` model dicts at the study's scale."""
     v = VARIANTS[variant]
+    freq_weight = v['freq_weight'] * (
+        p['freq_loss_weight'] if v['algo'] == 'FOLK' else 1.0)
     cfg = dict(
         type=v['algo'],
         backbone=common.backbone_cfg(p),
@@ -68,7 +70,7 @@ def model_cfg(variant: str, p: dict, total_iters: int) -> dict:
             encoder_stride=p['patch']),
         head=dict(
             type='MFMHead',
-            loss=dict(type='FrequencyLoss', loss_weight=v['freq_weight'])),
+            loss=dict(type='FrequencyLoss', loss_weight=freq_weight)),
         data_preprocessor=dict(
             type='FrequencyFilterPreprocessor',
             mean=MEAN,
@@ -81,7 +83,8 @@ def model_cfg(variant: str, p: dict, total_iters: int) -> dict:
                 in_channels=p['embed'],
                 hidden_channels=p['proj_hidden'],
                 bottleneck_channels=p['proj_bottleneck'],
-                out_channels=p['out_dim']),
+                out_channels=p['out_dim'],
+                freeze_last_layer=p['freeze_last_layer']),
             distill_head=dict(
                 type='DistillHead',
                 loss=dict(
@@ -126,8 +129,9 @@ def runner_cfg(variant: str, p: dict, seed: int, work_dir: str, train_key: str,
     per_epoch = num_train // bs
     total = per_epoch * p['epochs']
     warmup = max(1, int(p['warmup_frac'] * total))
+    photometric = v['photometric'] and p['photometric']
     pipeline = [
-        views_cfg(p['img_size'], tuple(v['crop_scale']), v['photometric'],
+        views_cfg(p['img_size'], tuple(v['crop_scale']), photometric,
                   v['views'], p['blur_scale']),
         dict(
             type='RandomFrequencyFilter',

@@ -174,6 +174,26 @@ def test_variant_models():
     assert built['folk'].head.loss_module.loss_weight == 1.0
     assert built['folk_nofreqloss'].head.loss_module.loss_weight == 0.0
     assert built['dino'].head.loss_module.loss_weight == 0.0
+    # preset knobs of the search: the frequency loss's weight beside the
+    # distillation (FOLK-type only), frozen prototypes, no photometric aug.
+    q = common.make_preset('smoke',
+                           dict(freq_loss_weight=0.1, freeze_last_layer=1.0))
+    folk = MODELS.build(pretrain.model_cfg('folk', q, 10))
+    assert folk.head.loss_module.loss_weight == pytest.approx(0.1)
+    assert folk.projector.freeze_last_layer == 1.0
+    mfm = MODELS.build(pretrain.model_cfg('folk_nodistill', q, 10))
+    assert mfm.head.loss_module.loss_weight == 1.0
+    for photometric in (True, False):
+        q = common.make_preset('smoke', dict(photometric=photometric))
+        views = {
+            name:
+            pretrain.runner_cfg(name, q, 0, '/tmp/unused', 't', 'b', 'q', 32,
+                                torch.device('cpu'))[0]['train_dataloader']
+            ['dataset']['pipeline'][0]
+            for name in ('folk', 'mfm')
+        }
+        assert views['folk']['photometric'] is photometric
+        assert views['mfm']['photometric'] is False  # MFM's recipe
     # filters: DINO keeps every coefficient, the others use FOLK's / MFM's
     keep = pretrain.variant_filters('keep', 32)
     assert keep == [dict(kind='com', prob=1.0, ratios=(1.0, ))]

@@ -4,9 +4,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from mmengine.dist import all_reduce, get_world_size
-from mmengine.logging import MessageHub
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
+
+from ..schedule import current_iter, phase_iters
 
 
 @MODELS.register_module()
@@ -94,19 +95,10 @@ class DistillLoss(BaseModule):
 
     def current_teacher_temp(self) -> float:
         """Teacher temperature at the runner's current iteration."""
-        hub = MessageHub.get_current_instance()
-        max_iters = hub.get_info('max_iters')
-        if max_iters is None:
+        cur = current_iter()
+        if cur is None:
             return self.teacher_temp
-        cur = hub.get_info('iter', 0)
-        warmup = self.warmup_iters
-        if warmup is None:
-            max_epochs = hub.get_info('max_epochs')
-            if max_epochs is None:  # iteration-based loop
-                warmup = int(self.warmup_epochs)
-            else:
-                warmup = int(
-                    round(self.warmup_epochs * max_iters / max_epochs))
+        warmup = phase_iters(self.warmup_epochs, self.warmup_iters)
         if warmup <= 0 or cur >= warmup:
             return self.teacher_temp
         frac = cur / warmup
