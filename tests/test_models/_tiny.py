@@ -40,9 +40,12 @@ def build(cfg=TINY_FOLK, **overrides):
     return model
 
 
-def set_schedule(max_iters=100, cur_iter=0):
+def set_schedule(max_iters=100, cur_iter=0, max_epochs=None):
+    """What the Runner writes to the MessageHub (``max_iters=None``: as
+    outside a runner; ``max_epochs=None``: an iteration-based loop)."""
     hub = MessageHub.get_current_instance()
     hub.update_info('max_iters', max_iters)
+    hub.update_info('max_epochs', max_epochs)
     hub.update_info('iter', cur_iter)
 
 

@@ -1,17 +1,9 @@
 """DINOProjector: shapes, float32 prototypes, frozen prototypes early on."""
 import pytest
 import torch
-from _tiny import TINY_FOLK, build, make_batch
-from mmengine.logging import MessageHub
+from _tiny import TINY_FOLK, build, make_batch, set_schedule
 from mmengine.optim import OptimWrapper
 from mmpretrain.registry import MODELS
-
-
-def _hub(max_iters=None, cur_iter=0, max_epochs=None):
-    hub = MessageHub.get_current_instance()
-    hub.update_info('max_iters', max_iters)
-    hub.update_info('max_epochs', max_epochs)
-    hub.update_info('iter', cur_iter)
 
 
 def _projector(**kwargs):
@@ -40,33 +32,33 @@ def test_prototypes_get_zero_gradient_while_frozen():
     x = torch.randn(5, 8)
     proj = _projector(freeze_last_layer_iters=3)
     free = _projector()
-    _hub(max_iters=10, cur_iter=2)
+    set_schedule(10, 2)
     out, proto_grad, mlp_grad = _grads(proj, x)
     # same logits as without freezing; prototypes in the graph, zero grad
     torch.testing.assert_close(out, free(x))
     assert out.shape == (5, 12) and out.dtype == torch.float32
     assert proto_grad is not None and torch.count_nonzero(proto_grad) == 0
     assert mlp_grad.abs().sum() > 0
-    _hub(max_iters=10, cur_iter=3)
+    set_schedule(10, 3)
     _, proto_grad, _ = _grads(proj, x)
     assert proto_grad.abs().sum() > 0
 
 
 def test_freeze_in_epochs_and_outside_a_runner():
     proj = _projector(freeze_last_layer=1)
-    _hub(max_iters=100, max_epochs=10, cur_iter=9)  # 10 iterations / epoch
+    set_schedule(100, 9, max_epochs=10)  # 10 iterations / epoch
     assert proj.prototypes_frozen()
-    _hub(max_iters=100, max_epochs=10, cur_iter=10)
+    set_schedule(100, 10, max_epochs=10)
     assert not proj.prototypes_frozen()
-    _hub(max_iters=100, max_epochs=None, cur_iter=0)  # iteration loop
+    set_schedule(100, 0, max_epochs=None)  # iteration loop
     assert proj.prototypes_frozen()
-    _hub(max_iters=None)  # no runner: nothing frozen
+    set_schedule(max_iters=None)  # no runner: nothing frozen
     assert not proj.prototypes_frozen()
     assert not _projector().prototypes_frozen()
 
 
 def test_adamw_leaves_frozen_prototypes_unchanged():
-    _hub(max_iters=10, cur_iter=0)
+    set_schedule(10, 0)
     proj = _projector(freeze_last_layer_iters=5)
     optim = torch.optim.AdamW(proj.parameters(), lr=0.1, weight_decay=0.5)
     before = proj.last_layer.weight.detach().clone()
@@ -78,7 +70,7 @@ def test_adamw_leaves_frozen_prototypes_unchanged():
     # decay rescales only the direction v, which the weight norm removes
     torch.testing.assert_close(proj.last_layer.weight, before)
     assert not torch.allclose(proj.mlp[0].weight, mlp_before)
-    _hub(max_iters=10, cur_iter=5)
+    set_schedule(10, 5)
     optim.zero_grad()
     proj(torch.randn(6, 8)).square().sum().backward()
     optim.step()
@@ -88,13 +80,13 @@ def test_adamw_leaves_frozen_prototypes_unchanged():
 def test_folk_train_step_keeps_prototypes_while_frozen():
     cfg = dict(TINY_FOLK)
     cfg['projector'] = dict(TINY_FOLK['projector'], freeze_last_layer_iters=2)
-    _hub(max_iters=10, cur_iter=0)
+    set_schedule(10, 0)
     model = build(cfg)
     before = model.projector.last_layer.weight.detach().clone()
     optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=0.01))
     model.train_step(make_batch(), optim)
     torch.testing.assert_close(model.projector.last_layer.weight, before)
-    _hub(max_iters=10, cur_iter=2)
+    set_schedule(10, 2)
     model.train_step(make_batch(seed=1), optim)
     assert not torch.allclose(model.projector.last_layer.weight, before)
 
