@@ -192,7 +192,11 @@ PRESETS = {
     'cpu':
     dict(
         _COMMON,
-        img_size=48,
+        # 32 px with patch 8 (16 tokens; session-7 search, docs/study.md):
+        # an epoch takes half the time of 48 px (36 tokens), and 12 epochs
+        # (4.7 min) reached k-NN +5.1 / linear +8.0 over the random init of
+        # the same network; the 48 px study (10 epochs, 8.4 min): +3.2 / +3.2
+        img_size=32,
         # 64-d (2 heads of 32) instead of 96-d (session-6 search,
         # docs/study.md): about as good at random init, but FOLK's k-NN
         # after 7 epochs was 34.2 instead of 31.6, and an epoch takes 0.77x
@@ -201,7 +205,8 @@ PRESETS = {
         heads=2,
         layers=4,
         ffn=256,
-        epochs=10,
+        # the time 32 px saves pays for 20 epochs (10 at 48 px in session 6)
+        epochs=20,
         batch=64,
         # 3-epoch search (docs/study.md): 1.5e-4 gave the best teacher k-NN
         # and linear probe of the single changes tried (31.3 / 34.9); a
