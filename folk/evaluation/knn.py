@@ -228,8 +228,14 @@ class KNNEvaluator:
             raise ValueError(f'KNNEvaluator: the dataset {cfg} has no labels '
                              '(k-NN needs labelled images)')
         indices = class_balanced_indices(labels, per_class, self.seed)
-        subset = dataset.get_subset(indices)
-        return subset, int(np.max(labels)) + 1
+        # In place, not ``get_subset``: mmengine 0.10's copy behind it
+        # (``BaseDataset._copy_without_annotation``) deep-copies through a
+        # memo dict that is a mutable default argument, shared by every call
+        # in the process and keyed by ``id()``; once a copied object is
+        # freed, a new object at the same address is "copied" as the stale
+        # one (a bank pipeline that held a data set of an earlier run).
+        dataset.get_subset_(indices)
+        return dataset, int(np.max(labels)) + 1
 
     def build(self) -> None:
         """Build the two data sets and loaders (once)."""

@@ -126,3 +126,42 @@ def test_bf16_autocast_features_are_float32_and_close(tmp_path,
     assert not torch.equal(feats, ref)  # it did run in bf16
     cos = torch.nn.functional.cosine_similarity(feats, ref, dim=1)
     assert cos.min() > 0.99
+
+
+def test_subsets_do_not_copy_through_mmengine_shared_memo(
+        tmp_path, imagenette_root, monkeypatch):
+    # mmengine's get_subset copies through a memo shared by every call and
+    # keyed by id(): a freed object's address reused by a new one returns
+    # the stale copy (a flaky "'ArrayDataset' object is not callable" in a
+    # k-NN bank). The evaluator must take its subsets without that copy.
+    from mmengine.dataset import BaseDataset
+
+    from folk.evaluation import KNNEvaluator
+
+    def shared_memo_copy(self, memo=None):
+        raise AssertionError('copied through the shared memo')
+
+    monkeypatch.setattr(BaseDataset, '_copy_without_annotation',
+                        shared_memo_copy)
+    ann = _annotations(tmp_path, imagenette_root, 'val', 100, 30)
+    data = dict(
+        type='CustomDataset',
+        data_root=str(imagenette_root),
+        ann_file=ann,
+        data_prefix='')
+    evaluator = KNNEvaluator(
+        bank=data,
+        query=data,
+        pipeline=PIPELINE,
+        bank_per_class=2,
+        query_per_class=1,
+        batch_size=4,
+        num_workers=0)
+    num_bank, num_query = evaluator.sizes()
+    bank = evaluator._loaders['bank'].dataset
+    labels = bank.get_gt_labels()
+    classes = evaluator.num_classes
+    assert classes >= 5
+    assert num_bank == len(labels) == 2 * len(set(labels.tolist()))
+    assert num_query == len(set(labels.tolist()))
+    assert all((labels == c).sum() == 2 for c in set(labels.tolist()))
