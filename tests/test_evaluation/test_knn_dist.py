@@ -97,26 +97,28 @@ def test_two_processes_give_the_single_process_score(tmp_path,
             assert torch.equal(labels, single[split][1])
 
 
+def _same_split_evaluator(tmp_path, imagenette_root, step, count, **kw):
+    """A KNNEvaluator whose bank and query are the same ``count`` val
+    images (every ``step``-th)."""
+    from folk.evaluation import KNNEvaluator
+    ann = _annotations(tmp_path, imagenette_root, 'val', step, count)
+    data = dict(
+        type='CustomDataset',
+        data_root=str(imagenette_root),
+        ann_file=ann,
+        data_prefix='')
+    return KNNEvaluator(
+        bank=data, query=data, pipeline=PIPELINE, num_workers=0, **kw)
+
+
 def test_bf16_autocast_features_are_float32_and_close(tmp_path,
                                                       imagenette_root):
     from functools import partial
 
     from _tiny import build
 
-    from folk.evaluation import KNNEvaluator
-    ann = _annotations(tmp_path, imagenette_root, 'val', 700, 5)
-    data = dict(
-        type='CustomDataset',
-        data_root=str(imagenette_root),
-        ann_file=ann,
-        data_prefix='')
-    evaluator = KNNEvaluator(
-        bank=data,
-        query=data,
-        pipeline=PIPELINE,
-        k=3,
-        batch_size=5,
-        num_workers=0)
+    evaluator = _same_split_evaluator(
+        tmp_path, imagenette_root, 700, 5, k=3, batch_size=5)
     model = build().eval()
     pre = partial(model.data_preprocessor, training=False)
     ref, labels = evaluator.extract(model.backbone, pre, 'bank')
@@ -136,27 +138,19 @@ def test_subsets_do_not_copy_through_mmengine_shared_memo(
     # k-NN bank). The evaluator must take its subsets without that copy.
     from mmengine.dataset import BaseDataset
 
-    from folk.evaluation import KNNEvaluator
-
     def shared_memo_copy(self, memo=None):
         raise AssertionError('copied through the shared memo')
 
     monkeypatch.setattr(BaseDataset, '_copy_without_annotation',
                         shared_memo_copy)
-    ann = _annotations(tmp_path, imagenette_root, 'val', 100, 30)
-    data = dict(
-        type='CustomDataset',
-        data_root=str(imagenette_root),
-        ann_file=ann,
-        data_prefix='')
-    evaluator = KNNEvaluator(
-        bank=data,
-        query=data,
-        pipeline=PIPELINE,
+    evaluator = _same_split_evaluator(
+        tmp_path,
+        imagenette_root,
+        100,
+        30,
         bank_per_class=2,
         query_per_class=1,
-        batch_size=4,
-        num_workers=0)
+        batch_size=4)
     num_bank, num_query = evaluator.sizes()
     bank = evaluator._loaders['bank'].dataset
     labels = bank.get_gt_labels()
