@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.folk-installed
 SHARED ?= ../shared
 # what `make lint` / `make format` check (settings in setup.cfg)
-LINT_PATHS ?= setup.py folk configs tools tests benchmarks
+LINT_PATHS ?= setup.py projects configs tools tests benchmarks
 
 .PHONY: install demo test lint format clean
 

@@ -1,11 +1,18 @@
-"""Install FOLK for OpenMMLab (import name ``folk``)."""
+"""Install FOLK for OpenMMLab.
+
+The package's source lives in ``projects/folk/`` (the OpenMMLab projects
+layout) and is installed under the import name ``folk``; ``projects`` is a
+folder, never an import name.
+"""
 import os.path as osp
 from setuptools import find_packages, setup
+
+PACKAGE_DIR = osp.join('projects', 'folk')
 
 
 def read_version() -> str:
     scope: dict = {}
-    with open(osp.join('folk', 'version.py')) as f:
+    with open(osp.join(PACKAGE_DIR, 'version.py')) as f:
         exec(f.read(), scope)
     return scope['__version__']
 
@@ -32,6 +39,8 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.8',
-    packages=find_packages(include=['folk', 'folk.*']),
+    packages=['folk'] +
+    [f'folk.{name}' for name in find_packages(PACKAGE_DIR)],
+    package_dir={'folk': PACKAGE_DIR},
     install_requires=read_requirements(),
     zip_safe=False)

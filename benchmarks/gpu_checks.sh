@@ -54,7 +54,7 @@ trap 'rm -rf "$SCRATCH"' EXIT
 SITE=$PWD/.device/site
 # set once, for every step (the wheels are installed below if needed)
 [ -d .device/wheels ] && export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
-export PYTHONPATH=$PWD:$PWD/tests/test_models${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONPATH=$PWD/projects:$PWD/tests/test_models${PYTHONPATH:+:$PYTHONPATH}
 : > "$LOG"
 echo "gpu_checks $CMD (dry run: $DRY) $(date -u +%FT%TZ), budget ${BUDGET}s" \
   | tee -a "$LOG"

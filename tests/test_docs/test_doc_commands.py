@@ -102,11 +102,11 @@ def test_work_dir_option_and_iteration_checkpoints():
 def test_missing_shipped_files_are_rejected():
     found = problems(
         'python tools/train.py configs/folk_vit-l.py\n'
-        'python projects/folk/tools/train.py configs/folk_vit-b.py\n'
+        'python projects/folk/tools/nope.py configs/folk_vit-b.py\n'
         'bash tools/dist_train.sh configs/folk_vit-b.py 8\n')
     assert len(found) == 2
     assert 'configs/folk_vit-l.py is neither shipped' in found[0]
-    assert 'projects/folk/tools/train.py is neither shipped' in found[1]
+    assert 'projects/folk/tools/nope.py is neither shipped' in found[1]
 
 
 def test_continuation_lines_and_comments():

@@ -23,10 +23,10 @@ def test_readme_is_a_short_front_door():
     with open(osp.join(REPO, 'README.md'), encoding='utf-8') as f:
         text = f.read()
     assert len(text) <= 12000
-    # the package moved from projects/folk to folk/ (import name unchanged)
-    for page in PAGES:
-        with open(osp.join(REPO, page), encoding='utf-8') as f:
-            assert 'projects/' not in f.read(), page
+    # the package lives in projects/folk/ and nowhere else
+    assert osp.isfile(osp.join(REPO, 'projects', 'folk', '__init__.py'))
+    assert not osp.exists(osp.join(REPO, 'folk'))
+    assert not osp.exists(osp.join(REPO, 'projects', '__init__.py'))
 
 
 def test_every_docs_page_is_reachable_from_the_readme():

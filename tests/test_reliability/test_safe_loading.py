@@ -157,12 +157,12 @@ def _is_false(node):
 
 def test_no_unsafe_torch_load_in_the_repository():
     """No call passes weights_only=False anywhere in the repository; every
-    torch.load in code that ships (folk/, tools/) passes
+    torch.load in code that ships (projects/folk/, tools/) passes
     weights_only=True explicitly (or goes through safe_torch_load)."""
     this = osp.abspath(__file__)  # calls weights_only=False to see it refused
     unsafe = [
         f'{path}:{call.lineno}'
-        for path in _python_files('folk', 'tools', 'tests', 'configs')
+        for path in _python_files('projects', 'tools', 'tests', 'configs')
         if osp.abspath(path) != this for call in _calls(path)
         for kw in call.keywords
         if kw.arg == 'weights_only' and _is_false(kw.value)
@@ -170,7 +170,7 @@ def test_no_unsafe_torch_load_in_the_repository():
     assert not unsafe, unsafe
 
     missing = []
-    for path in _python_files('folk', 'tools'):
+    for path in _python_files('projects', 'tools'):
         for call in _calls(path):
             func = call.func
             if not (isinstance(func, ast.Attribute) and func.attr == 'load'
