@@ -5,11 +5,14 @@ from .checkpoint import (atomic_torch_save, atomic_write_text,
 from .device import adapt_cfg_to_device
 from .hooks import NonFiniteLossHook, SafeCheckpointHook
 from .monitor_hooks import CollapseMonitorHook, KNNMonitorHook
+from .rankme_hook import RankMeHook, effective_rank
 from .resume_config import resume_config_changes
+from .train_checks import drop_disabled_hooks, prepare_train_cfg
 
 __all__ = [
     'CollapseMonitorHook', 'KNNMonitorHook', 'NonFiniteLossHook',
-    'SafeCheckpointHook', 'adapt_cfg_to_device', 'atomic_torch_save',
+    'RankMeHook', 'SafeCheckpointHook', 'adapt_cfg_to_device', 'atomic_torch_save',
     'atomic_write_text', 'find_resumable_checkpoint', 'resume_config_changes',
-    'safe_load_url', 'safe_torch_load', 'verify_checkpoint'
+    'safe_load_url', 'safe_torch_load', 'verify_checkpoint', 'effective_rank',
+    'drop_disabled_hooks', 'prepare_train_cfg'
 ]
