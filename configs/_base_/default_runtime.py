@@ -24,8 +24,9 @@ default_hooks = dict(
 # count (docs/monitoring.md, benchmarks/knn_monitor_cost.py); and the check
 # of the teacher's entropy for a collapsed distillation (FOLK only).
 # The k-NN monitor needs labelled ImageNet: switch it off with
-# `--cfg-options custom_hooks.1=None` (tools/train.py drops hooks set to
-# None), or use a config without it (configs/*/*_custom.py, own images).
+# `--cfg-options custom_hooks.1.enable=False` (tools/train.py drops hooks
+# with enable=False), or use a config without it (configs/*/*_custom.py,
+# own images).
 knn_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(

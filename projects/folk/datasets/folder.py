@@ -10,7 +10,7 @@
 """
 import os
 import os.path as osp
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -20,7 +20,8 @@ from mmpretrain.registry import DATASETS
 #: file name endings listed as images (compared in lower case)
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.pbm',
                     '.tif', '.tiff', '.webp')
-CUSTOM_CONFIG = 'configs/folk/folk_vit-base-p16_8xb128-amp-coslr-300e_custom.py'
+CUSTOM_CONFIG = ('configs/folk/'
+                 'folk_vit-base-p16_8xb128-amp-coslr-300e_custom.py')
 DEMO_CUSTOM_CONFIG = 'configs/demo/folk_vit-tiny-p8_1xb32-200i_custom.py'
 DOCS = 'docs/custom_data.md#folder-layout'
 
@@ -29,13 +30,9 @@ class TrainDataError(FileNotFoundError):
     """The training data of a config cannot be used; the message says why."""
 
 
-def _hidden(rel_path: str) -> bool:
-    return any(part.startswith('.') for part in rel_path.split(os.sep))
-
-
-def list_images(root: str,
+def iter_images(root: str,
                 extensions: Sequence[str] = IMAGE_EXTENSIONS) -> Iterator[str]:
-    """Paths of the image files under ``root``, relative to it, sorted.
+    """Paths of the image files under ``root``, relative to it, as found.
 
     Hidden files and folders (a name starting with ``.``, e.g. macOS's
     ``._x.jpg`` resource forks) are left out; symbolic links to folders are
@@ -49,6 +46,12 @@ def list_images(root: str,
             if name.startswith('.') or not name.lower().endswith(ext):
                 continue
             yield osp.normpath(osp.join(rel_dir, name))
+
+
+def list_images(root: str,
+                extensions: Sequence[str] = IMAGE_EXTENSIONS) -> List[str]:
+    """:func:`iter_images`, sorted."""
+    return sorted(iter_images(root, extensions))
 
 
 def _layout_help(config_hint: bool = True) -> str:
@@ -111,7 +114,7 @@ class ImageFolderDataset(CustomDataset):
             raise TrainDataError(
                 f'ImageFolderDataset: the folder {root!r} does not exist '
                 'or is not a folder. ' + _layout_help())
-        files = list(list_images(root, self.extensions))
+        files = list_images(root, self.extensions)
         if not files:
             raise TrainDataError(
                 f'ImageFolderDataset: no image file under {root!r}. ' +
@@ -164,20 +167,19 @@ def check_train_data(cfg, max_probe: int = 1000) -> None:
         return
     kind = dataset.get('type')
     folder = _folder(dataset)
-    if folder is None or (isinstance(kind, str)
-                          and kind.endswith('Wrapper')):
+    if folder is None or (isinstance(kind, str) and kind.endswith('Wrapper')):
         return
     if folder.startswith(('s3:', 'http:', 'https:', 'petrel:')):
         return
     where = f'train_dataloader.dataset.data_root of the config ({kind})'
     if not osp.isdir(folder):
         raise TrainDataError(
-            f'the training data folder {folder!r} does not exist ({where}). '
-            + _layout_help())
+            f'the training data folder {folder!r} does not exist ({where}). ' +
+            _layout_help())
     if kind in ('ImageFolderDataset', ImageFolderDataset):
         extensions = dataset.get('extensions', IMAGE_EXTENSIONS)
         tried = 0
-        for rel in list_images(folder, extensions):
+        for rel in iter_images(folder, extensions):
             if _readable(osp.join(folder, rel)):
                 return
             tried += 1
@@ -204,7 +206,8 @@ def check_train_data(cfg, max_probe: int = 1000) -> None:
             f'the training data folder {folder!r} is empty ({where}). ' +
             _layout_help())
 
+
 __all__ = [
     'IMAGE_EXTENSIONS', 'ImageFolderDataset', 'TrainDataError',
-    'check_train_data', 'list_images'
+    'check_train_data', 'iter_images', 'list_images'
 ]
