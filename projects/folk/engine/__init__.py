@@ -3,6 +3,7 @@ from .checkpoint import (atomic_torch_save, atomic_write_text,
                          find_resumable_checkpoint, safe_load_url,
                          safe_torch_load, verify_checkpoint)
 from .device import adapt_cfg_to_device
+from .fsdp import folk_fsdp_wrap_policy
 from .hooks import NonFiniteLossHook, SafeCheckpointHook
 from .monitor_hooks import CollapseMonitorHook, KNNMonitorHook
 from .rankme_hook import RankMeHook, effective_rank
