@@ -8,7 +8,6 @@ from mmengine.logging import MessageHub
 from mmpretrain.models.utils import CosineEMA
 from mmpretrain.registry import MODELS
 
-
 _WRAPPER_PREFIXES = ('_fsdp_wrapped_module.', '_checkpoint_wrapped_module.')
 
 
