@@ -77,6 +77,8 @@ def test_demo_custom_config_trains_on_a_mixed_folder(repo_root, tmp_path):
     # the configured bad-image policy: reported, skipped, training goes on
     assert 'broken.jpg' in out and 'skipped (on_error="skip")' in out
     assert 'Traceback' not in out
+    # 15 files listed (the corrupt one included: rejected when loaded)
+    assert 'ImageFolderDataset: 15 image files under' in out
     # the label-free monitors, beside the losses
     assert 'RankMe effective rank at iteration 4: teacher' in out
     (run_dir, ) = [d for d in work.iterdir() if d.is_dir()]

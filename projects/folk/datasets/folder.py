@@ -14,6 +14,7 @@ from typing import Iterator, List, Optional, Sequence
 
 import cv2
 import numpy as np
+from mmengine.logging import print_log
 from mmpretrain.datasets import CustomDataset
 from mmpretrain.registry import DATASETS
 
@@ -119,6 +120,9 @@ class ImageFolderDataset(CustomDataset):
             raise TrainDataError(
                 f'ImageFolderDataset: no image file under {root!r}. ' +
                 _layout_help())
+        print_log(
+            f'ImageFolderDataset: {len(files)} image files under {root!r}',
+            logger='current')
         return [dict(img_path=osp.join(root, f)) for f in files]
 
 
