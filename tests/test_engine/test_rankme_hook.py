@@ -1,9 +1,16 @@
 """RankMe: the effective rank of embeddings, and the hook's arguments."""
 import math
+import os
+import os.path as osp
+import socket
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from mmengine.registry import DefaultScope
 
+import folk  # noqa: F401  (registers FOLK; spawned workers import this)
 from folk.engine import RankMeHook, effective_rank
 
 
@@ -38,3 +45,62 @@ def test_effective_rank_rejects_bad_shapes():
 def test_hook_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RankMeHook(pipeline=[], **kwargs)
+
+
+PIPELINE = [
+    dict(type='LoadImageFromFileSafe'),
+    dict(type='CenterCrop', crop_size=32),
+    dict(type='PackInputs')
+]
+
+
+def _folder(root, n=7):
+    import cv2
+    import numpy as np
+    rng = np.random.default_rng(0)
+    os.makedirs(root, exist_ok=True)
+    for i in range(n):
+        cv2.imwrite(
+            osp.join(root, f'{i}.png'),
+            rng.integers(0, 255, (40, 36, 3), dtype=np.uint8))
+
+
+def _features(root):
+    from _tiny import build
+    torch.manual_seed(0)
+    model = build()
+    model.eval()
+    hook = RankMeHook(
+        pipeline=PIPELINE,
+        dataset=dict(type='ImageFolderDataset', data_root=root),
+        num_images=5,
+        batch_size=2,
+        num_workers=0)
+    hook._build(runner=None)
+    return hook.features(model, {'student': model.backbone}, None)
+
+
+def _worker(rank, world, port, root, out):
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', rank=rank, world_size=world)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        feats = _features(root)
+    torch.save(feats, osp.join(out, f'rank{rank}.pt'))
+    dist.destroy_process_group()
+
+
+def test_two_processes_gather_each_image_once(tmp_path):
+    root = str(tmp_path / 'images')
+    _folder(root)
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    # 5 images on 2 processes: 3 + 3 with the sampler's padding
+    mp.spawn(_worker, args=(2, port, root, str(tmp_path)), nprocs=2)
+    single = _features(root)['student']
+    assert single.shape == (5, 32)
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f'rank{rank}.pt')['student']
+        torch.testing.assert_close(got, single, rtol=1e-5, atol=1e-6)
+    assert effective_rank(single) > 1
