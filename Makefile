@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.folk-installed
 SHARED ?= ../shared
+DEMO_DATA ?= data/demo
 # what `make lint` / `make format` check (settings in setup.cfg)
 LINT_PATHS ?= setup.py projects configs tools tests benchmarks
 
@@ -29,8 +30,13 @@ $(STAMP): requirements.txt requirements/tests.txt setup.py
 
 install: $(STAMP)
 
-demo: install
-	SHARED=$(SHARED) bash tools/demo.sh
+# the data first (../shared/data, else DEMO_DATA made by
+# tools/dataset_converters/prepare_demo_data.py): a missing one is said
+# before the install
+demo:
+	@SHARED=$(SHARED) DEMO_DATA=$(DEMO_DATA) bash tools/demo.sh --check-data
+	$(MAKE) install
+	SHARED=$(SHARED) DEMO_DATA=$(DEMO_DATA) bash tools/demo.sh
 
 test: install
 	$(PY) -m pytest tests

@@ -3,14 +3,35 @@
 #   1. FOLK pre-training (tiny ViT, Imagenette 128 px, 200 iterations)
 #   2. conversion of the checkpoint to MMPretrain and MMSeg weights
 #   3. a short Imagenette fine-tune and a short CamVid UperNet run
-# Usage: bash tools/demo.sh   (env: PYTHON, WORK, SHARED)
+# Data: $SHARED/data when it has imagenette128/ and camvid/, else
+# $DEMO_DATA (made by tools/dataset_converters/prepare_demo_data.py), else
+# a message with the one command that makes it.
+# Usage: bash tools/demo.sh [--check-data]   (env: PYTHON, WORK, SHARED,
+#        DEMO_DATA); --check-data: only find the data and print its folder
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 WORK=${WORK:-work_dirs/demo}
 SHARED=${SHARED:-../shared}
-DATA=$SHARED/data
-test -d "$DATA/imagenette128" || { echo "missing $DATA/imagenette128" >&2; exit 1; }
+DEMO_DATA=${DEMO_DATA:-data/demo}
+if test -d "$SHARED/data/imagenette128" && test -d "$SHARED/data/camvid"; then
+    DATA=$SHARED/data
+elif test -f "$DEMO_DATA/imagenette128/train.txt" &&
+    test -f "$DEMO_DATA/camvid/train.txt"; then
+    DATA=$DEMO_DATA
+else
+    cat >&2 <<EOF
+No demo data: neither $SHARED/data nor $DEMO_DATA holds imagenette128/ and
+camvid/. Make it (downloads Imagenette 160 px and SegNet's CamVid) with:
+
+    python tools/dataset_converters/prepare_demo_data.py --out $DEMO_DATA
+
+then run make demo again (README.md, "Quick start").
+EOF
+    exit 1
+fi
+echo "demo data: $DATA"
+if [ "${1:-}" = "--check-data" ]; then exit 0; fi
 mkdir -p "$WORK"
 start=$(date +%s)
 step() { echo; echo "=== [$(( $(date +%s) - start ))s] $*"; }

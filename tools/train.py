@@ -9,6 +9,7 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 
@@ -138,12 +139,22 @@ def log_lr_scaling(cfg, world_size: int, logger) -> None:
 def main():
     args = parse_args()
     # applies the compatibility fixes and registers FOLK's modules
-    from folk.engine import adapt_cfg_to_device
+    from folk.datasets import TrainDataError
+    from folk.engine import adapt_cfg_to_device, prepare_train_cfg
 
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    try:
+        cfg = prepare_train_cfg(cfg)
+    except TrainDataError as err:
+        raise SystemExit(f'{args.config}: {err}') from None
     cfg = adapt_cfg_to_device(cfg)
-    runner = Runner.from_cfg(cfg)
+    # as MMPretrain's tools/train.py: `runner_type` (e.g. FlexibleRunner
+    # with an FSDP or DeepSpeed strategy) is honoured
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
     runner.logger.info(
         f'World size: {runner.world_size} (rank {runner.rank}, launcher '
         f'{cfg.launcher}, backend {cfg.env_cfg.dist_cfg.get("backend")})')

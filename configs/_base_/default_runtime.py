@@ -23,6 +23,10 @@ default_hooks = dict(
 # the end: 0.1 % of the training time measured, at most 0.3 % by the FLOP
 # count (docs/monitoring.md, benchmarks/knn_monitor_cost.py); and the check
 # of the teacher's entropy for a collapsed distillation (FOLK only).
+# The k-NN monitor needs labelled ImageNet: switch it off with
+# `--cfg-options custom_hooks.1.enable=False` (tools/train.py drops hooks
+# with enable=False), or use a config without it (configs/*/*_custom.py,
+# own images).
 knn_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(

@@ -45,7 +45,9 @@ def test_pretrain_config_builds(path):
     else:  # MFM's recipe: one crop in the workers
         assert (views.crop, views.photometric) == ('cpu', 'none')
     if 'demo' not in path:
-        assert cfg.train_dataloader.dataset.data_root == 'data/imagenet/'
+        # the *_custom configs read a folder of one's own images
+        assert cfg.train_dataloader.dataset.data_root == (
+            'data/my_images/' if '_custom' in path else 'data/imagenet/')
         assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
         assert cfg.optim_wrapper.dtype == 'bfloat16'
         assert cfg.train_cfg.max_epochs == 300

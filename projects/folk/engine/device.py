@@ -26,7 +26,8 @@ def adapt_cfg_to_device(cfg: Config) -> Config:
     With CUDA available the config is returned unchanged. Without it:
 
     - ``AmpOptimWrapper`` (which asserts a GPU) becomes ``OptimWrapper``;
-    - the distributed backend becomes gloo and DDP gets ``device_ids=None``;
+    - the distributed backend becomes gloo and DDP gets ``device_ids=None``
+      (FSDP, under ``FSDPStrategy``: ``device_id=torch.device('cpu')``);
     - ``SyncBN`` (GPU only) becomes ``BN``.
 
     Each change is reported with a warning.
@@ -47,6 +48,11 @@ def adapt_cfg_to_device(cfg: Config) -> Config:
         wrapper.setdefault('type', 'MMDistributedDataParallel')
         wrapper['device_ids'] = None
         cfg.model_wrapper_cfg = wrapper
+    strategy = cfg.get('strategy', None)
+    if strategy is not None and strategy.get('type') == 'FSDPStrategy':
+        # MMEngine passes device_id=LOCAL_RANK, a CUDA device index
+        strategy.setdefault('model_wrapper',
+                            {})['device_id'] = torch.device('cpu')
     if _replace_sync_bn(cfg.get('model', {})):
         warnings.warn('CUDA is not available: SyncBN replaced by BN.')
     return cfg

@@ -8,6 +8,14 @@ from mmengine.logging import MessageHub
 from mmpretrain.models.utils import CosineEMA
 from mmpretrain.registry import MODELS
 
+_WRAPPER_PREFIXES = ('_fsdp_wrapped_module.', '_checkpoint_wrapped_module.')
+
+
+def _clean_name(name: str) -> str:
+    for prefix in _WRAPPER_PREFIXES:
+        name = name.replace(prefix, '')
+    return name
+
 
 @MODELS.register_module()
 class FusedCosineEMA(CosineEMA):
@@ -69,6 +77,9 @@ class FusedCosineEMA(CosineEMA):
         src = (
             model.state_dict()
             if self.update_buffers else dict(model.named_parameters()))
+        # under FSDP (folk.engine.fsdp) the names carry the wrappers'
+        # prefixes; the tensors are the local shards of both models
+        src = {_clean_name(k): v for k, v in src.items()}
         names = [
             k for k, p in self.avg_parameters.items()
             if p.dtype.is_floating_point
