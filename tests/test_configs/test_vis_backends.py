@@ -2,9 +2,8 @@
 
 The demo config runs a few iterations with the backends of
 docs/monitoring.md ("Curves in TensorBoard and Weights & Biases") and the
-logged losses and monitor scalars are read back. These tests need the
-``tensorboard`` / ``wandb`` packages (requirements/tests.txt); without them
-they are reported as skipped with the reason.
+logged losses and monitor scalars are read back. The ``tensorboard`` and
+``wandb`` packages are pinned in requirements/tests.txt.
 """
 import glob
 import json
@@ -27,10 +26,6 @@ def _scalars_json(runner):
 
 def test_tensorboard_event_file_has_losses_and_monitors(
         tmp_path, imagenette_root):
-    pytest.importorskip(
-        'tensorboard',
-        reason='tensorboard is not installed '
-        '(requirements/tests.txt)')
     from tensorboard.backend.event_processing.event_accumulator import \
         EventAccumulator
     cfg = demo_cfg(tmp_path, imagenette_root, max_iters=4, ckpt_every=4)
@@ -63,8 +58,6 @@ def test_tensorboard_event_file_has_losses_and_monitors(
 
 
 def test_wandb_offline_run_is_written(tmp_path, imagenette_root, monkeypatch):
-    pytest.importorskip(
-        'wandb', reason='wandb is not installed (requirements/tests.txt)')
     monkeypatch.setenv('WANDB_MODE', 'offline')
     monkeypatch.setenv('WANDB_DIR', str(tmp_path))
     cfg = demo_cfg(tmp_path, imagenette_root, max_iters=2, ckpt_every=2)
