@@ -16,16 +16,18 @@ Run alone::
     python benchmarks/study/finetune.py --preset smoke --ratio 0.1 \\
         --weights work_dirs/study/folk_smoke/backbones.pth
 """
-import argparse
 import copy
 import os
 import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence
 
+import arrays
+import builders
 import common
 import torch
-from common import MEAN, NUM_CLASSES, STD, log
+from common import log
+from sources import MEAN, NUM_CLASSES, STD, fewshot_indices, load_data
 
 from folk.downstream import to_mmpretrain
 
@@ -68,7 +70,7 @@ def runner_cfg(p: dict, checkpoint: str, train_key: str,
     return dict(
         model=dict(
             type='ImageClassifier',
-            backbone=common.backbone_cfg(
+            backbone=builders.backbone_cfg(
                 p,
                 out_type='avg_featmap',
                 drop_path_rate=p['ft_drop_path'],
@@ -114,7 +116,7 @@ def runner_cfg(p: dict, checkpoint: str, train_key: str,
             dataset=dict(
                 type='ArrayDataset',
                 key=val_key,
-                pipeline=common.eval_pipeline(p['img_size']))),
+                pipeline=arrays.eval_pipeline(p['img_size']))),
         val_evaluator=dict(type='Accuracy', topk=(1, )),
         train_cfg=dict(
             type='EpochBasedTrainLoop',
@@ -122,7 +124,7 @@ def runner_cfg(p: dict, checkpoint: str, train_key: str,
             val_interval=epochs + 1),
         val_cfg=dict(),
         optim_wrapper=optim_wrapper,
-        param_scheduler=common.lr_schedulers(total, warmup, 1e-6),
+        param_scheduler=builders.lr_schedulers(total, warmup, 1e-6),
         default_hooks=dict(
             timer=dict(type='IterTimerHook'),
             logger=dict(type='LoggerHook', interval=50),
@@ -147,9 +149,9 @@ def finetune(weights: Dict[str, torch.Tensor], p: dict, data: dict,
     os.makedirs(work_dir, exist_ok=True)
     checkpoint = osp.join(work_dir, 'backbone_mmpretrain.pth')
     torch.save(dict(state_dict=to_mmpretrain(weights)), checkpoint)
-    train_key = common.register_arrays('ft_train', data['train']['images'],
+    train_key = arrays.register_arrays('ft_train', data['train']['images'],
                                        data['train']['labels'])
-    val_key = common.register_arrays('ft_val', data['val']['images'],
+    val_key = arrays.register_arrays('ft_val', data['val']['images'],
                                      data['val']['labels'])
     cfg = runner_cfg(p, checkpoint, train_key, indices, val_key, epochs, seed,
                      work_dir, device)
@@ -161,31 +163,20 @@ def finetune(weights: Dict[str, torch.Tensor], p: dict, data: dict,
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument(
-        '--preset', default='cpu', choices=sorted(common.PRESETS))
-    parser.add_argument('--weights', required=True)
+    parser = common.script_parser(__doc__, weights=True)
     parser.add_argument(
         '--ratio',
         type=float,
         default=0.1,
         help='fraction of the labels (1.0: all)')
-    parser.add_argument('--data', default='auto')
-    parser.add_argument('--device', default=None)
-    parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--work-dir', default='work_dirs/study/finetune')
-    parser.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE')
     args = parser.parse_args(argv)
-    common.quiet_logging()
-    from pretrain import load_data
-    p = common.make_preset(args.preset, common.parse_set(args.set))
-    device = torch.device(
-        args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    p, device = common.setup(parser, args)
     data = load_data(p, args.data)
     idx = few_indices(data, args.ratio)
     epochs = p['ft10_epochs'] if args.ratio < 1 else p['ft100_epochs']
     out = {}
-    for name, weights in torch.load(args.weights).items():
+    for name, weights in common.load_weights(args.weights).items():
         out[name] = finetune(weights, p, data, idx, epochs, args.seed, device,
                              osp.join(args.work_dir, name))
         log(f'fine-tune ({args.ratio:.0%} labels) top-1 of {name}: '
@@ -198,8 +189,8 @@ def few_indices(data: dict, ratio: float) -> List[int]:
     n = len(data['train']['labels'])
     if ratio >= 1:
         return list(range(n))
-    return common.fewshot_indices(data['train']['paths'],
-                                  data['train']['labels'], ratio).tolist()
+    return fewshot_indices(data['train']['paths'], data['train']['labels'],
+                           ratio).tolist()
 
 
 if __name__ == '__main__':

@@ -2,23 +2,26 @@
 
 The model is the registered ``FOLK`` / ``MFM`` built from a config dict
 equivalent to the shipped configs (``configs/folk``, ``configs/mfm``) at
-the study's scale; the data pipeline is the configs' one
-(:class:`folk.datasets.FOLKViews` -> :class:`folk.datasets.
-RandomFrequencyFilter` -> ``PackInputs``) on images decoded once
-(:class:`common.ArrayDataset`); the filters, photometric augmentation and
-normalisation run in the model's :class:`FrequencyFilterPreprocessor`; the
-schedule is MMEngine's ``LinearLR`` + ``CosineAnnealingLR``; the online
-k-NN curve comes from :class:`folk.engine.KNNMonitorHook` (teacher and
-student) and the losses from the logger. The exported backbone is the one
-``folk.downstream.extract_backbone`` returns (the EMA teacher for FOLK,
-the student for MFM).
+the study's scale, on the data route of those configs: FOLK-type variants
+use :class:`folk.datasets.FOLKViews` with ``crop='device'`` and
+``photometric='device'`` (the workers only draw the crop, flip and
+photometric parameters; ``PackInputs`` carries them as meta keys and the
+model's :class:`FrequencyFilterPreprocessor` cuts the views, augments them
+batched, filters and normalises), MFM variants crop and flip in the workers
+without photometric augmentation, as ``configs/_base_/datasets/
+imagenet_bs128_mfm.py``; both read batches through ``pseudo_collate``. The
+images are decoded once (:class:`arrays.ArrayDataset`); the schedule is
+MMEngine's ``LinearLR`` + ``CosineAnnealingLR``; the online k-NN curve
+comes from :class:`folk.engine.KNNMonitorHook` (teacher and student) and the
+losses from the logger. The exported backbone is the one
+``folk.downstream.extract_backbone`` returns (the EMA teacher for FOLK, the
+student for MFM).
 
 Run alone (writes the backbone weights and a JSON record)::
 
     python benchmarks/study/pretrain.py --preset smoke --variant folk \\
         --out work_dirs/study/folk_smoke
 """
-import argparse
 import copy
 import json
 import os
@@ -26,10 +29,15 @@ import os.path as osp
 import time
 from typing import Dict, List, Optional, Tuple
 
+import arrays
+import builders
 import common
 import numpy as np
+import presets
 import torch
-from common import MEAN, STD, VARIANTS, log
+from common import log
+from presets import VARIANTS
+from sources import MEAN, STD, load_data
 
 from folk.datasets.transforms import BLUR_SIGMA_RANGE, check_filters
 from folk.downstream import extract_backbone
@@ -38,7 +46,7 @@ from folk.frequency import mfm_radius
 
 def variant_filters(kind: str,
                     size: int,
-                    ratios=common.FOLK_RATIOS) -> List[dict]:
+                    ratios=presets.FOLK_RATIOS) -> List[dict]:
     """The filter list of ``RandomFrequencyFilter`` for a variant."""
     if kind == 'keep':  # keep every coefficient: the view itself
         return check_filters([dict(kind='com', ratios=(1.0, ), prob=1.0)])
@@ -63,7 +71,7 @@ def model_cfg(variant: str, p: dict, total_iters: int) -> dict:
         p['freq_loss_weight'] if v['algo'] == 'FOLK' else 1.0)
     cfg = dict(
         type=v['algo'],
-        backbone=common.backbone_cfg(p),
+        backbone=builders.backbone_cfg(p),
         neck=dict(
             type='SimMIMLinearDecoder',
             in_channels=p['embed'],
@@ -104,7 +112,10 @@ def model_cfg(variant: str, p: dict, total_iters: int) -> dict:
 
 def views_cfg(size: int, crop_scale: Tuple[float, float], photometric: bool,
               num_views: int, blur_scale: bool) -> dict:
-    """FOLK's views: :class:`folk.datasets.FOLKViews`; with ``blur_scale``
+    """FOLK's views: :class:`folk.datasets.FOLKViews` on the pre-training
+    configs' route (with photometric augmentation: crops and augmentation
+    on the device; without: crop and flip in the workers, as MFM's config);
+    with ``blur_scale``
     the Gaussian blur's sigma range (0.1-2.0 px, set for 224 px crops) is
     scaled by ``size / 224``, as the MFM radius is
     (``folk.frequency.mfm_radius``): at 48 px an unscaled sigma of up to
@@ -114,7 +125,8 @@ def views_cfg(size: int, crop_scale: Tuple[float, float], photometric: bool,
         type='FOLKViews',
         crop_size=size,
         crop_scale=crop_scale,
-        photometric=photometric,
+        photometric='device' if photometric else 'none',
+        crop='device' if photometric else 'cpu',
         num_views=num_views)
     if photometric and blur_scale:
         cfg['blur_sigma'] = tuple(s * size / 224 for s in BLUR_SIGMA_RANGE)
@@ -136,7 +148,10 @@ def runner_cfg(variant: str, p: dict, seed: int, work_dir: str, train_key: str,
         dict(
             type='RandomFrequencyFilter',
             filters=variant_filters(v['filters'], p['img_size'], p['ratios'])),
-        dict(type='PackInputs', meta_keys=['freq_kind', 'freq_param']),
+        dict(
+            type='PackInputs',
+            meta_keys=['freq_kind', 'freq_param'] +
+            (['photometric_params', 'crop_params'] if photometric else [])),
     ]
     amp = device.type == 'cuda'
     optim_wrapper = dict(
@@ -164,7 +179,7 @@ def runner_cfg(variant: str, p: dict, seed: int, work_dir: str, train_key: str,
             type='KNNMonitorHook',
             bank=dict(type='ArrayDataset', key=bank_key),
             query=dict(type='ArrayDataset', key=query_key),
-            pipeline=common.eval_pipeline(p['img_size']),
+            pipeline=arrays.eval_pipeline(p['img_size']),
             interval=knn_interval,
             bank_per_class=p['monitor_bank_per_class'],
             query_per_class=p['monitor_query_per_class'],
@@ -185,12 +200,12 @@ def runner_cfg(variant: str, p: dict, seed: int, work_dir: str, train_key: str,
             persistent_workers=p['num_workers'] > 0,
             drop_last=True,
             sampler=dict(type='DefaultSampler', shuffle=True, seed=seed),
-            collate_fn=dict(type='default_collate'),
+            collate_fn=dict(type='pseudo_collate'),
             dataset=dict(
                 type='ArrayDataset', key=train_key, pipeline=pipeline)),
         train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=p['epochs']),
         optim_wrapper=optim_wrapper,
-        param_scheduler=common.lr_schedulers(total, warmup, p['min_lr']),
+        param_scheduler=builders.lr_schedulers(total, warmup, p['min_lr']),
         default_hooks=dict(
             timer=dict(type='IterTimerHook'),
             logger=dict(type='LoggerHook', interval=p['log_every']),
@@ -232,10 +247,10 @@ def pretrain(variant: str, p: dict, data: dict, seed: int, device,
     if v['algo'] is None:
         raise ValueError(f'{variant} has no pre-training')
     train = data['train']
-    train_key = common.register_arrays('pretrain_train',
+    train_key = arrays.register_arrays('pretrain_train',
                                        data['source_train']['images'])
-    bank_key = common.register_arrays('bank', train['images'], train['labels'])
-    query_key = common.register_arrays('query', data['val']['images'],
+    bank_key = arrays.register_arrays('bank', train['images'], train['labels'])
+    query_key = arrays.register_arrays('query', data['val']['images'],
                                        data['val']['labels'])
     cfg, total, bs = runner_cfg(variant, p, seed, work_dir, train_key,
                                 bank_key, query_key,
@@ -309,25 +324,14 @@ def pretrain(variant: str, p: dict, data: dict, seed: int, device,
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument(
-        '--preset', default='cpu', choices=sorted(common.PRESETS))
+    parser = common.script_parser(__doc__)
     parser.add_argument(
         '--variant',
         default='folk',
         choices=[k for k, v in VARIANTS.items() if v['algo']])
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--data', default='auto')
-    parser.add_argument('--device', default=None)
-    parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE')
     args = parser.parse_args(argv)
-    common.quiet_logging()
-    p = common.make_preset(args.preset, common.parse_set(args.set))
-    device = torch.device(
-        args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    common.set_threads(args.threads, device)
+    p, device = common.setup(parser, args)
     data = load_data(p, args.data)
     record, backbones = pretrain(args.variant, p, data, args.seed, device,
                                  osp.join(args.out, 'runner'))
@@ -338,19 +342,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
     log(f'{args.variant}: {record["pretrain_time_s"]:.0f}s, k-NN curve '
         f'{record["knn_curve"]}')
     return record
-
-
-def load_data(p: dict, data_arg: str = 'auto') -> dict:
-    """Imagenette at ``img_size`` (evaluation) and ``source_size`` (the
-    images the pre-training and fine-tuning crops are taken from)."""
-    names = ['imagenette64.zip', 'imagenette128'] \
-        if max(p['img_size'], p['source_size']) <= 64 \
-        else ['imagenette128', 'imagenette64.zip']
-    path = common.find_source(data_arg, names)
-    data = common.load_imagenette(path, p['source_size'], p['train_limit'],
-                                  p['val_limit'])
-    data['source_train'] = data['train']
-    return data
 
 
 if __name__ == '__main__':

@@ -3,9 +3,9 @@ import os.path as osp
 from typing import List, Optional
 
 import numpy as np
-from common import METRIC_NAMES, METRICS, VARIANTS
+from presets import METRIC_NAMES, METRICS, VARIANTS
 
-#: The issue's targets: (variant, metric, reference, margin in points).
+#: The study's targets: (variant, metric, reference, margin in points).
 TARGETS = (
     ('folk', 'knn', 'scratch', 10.0),
     ('folk', 'linear', 'scratch', 10.0),
@@ -28,16 +28,18 @@ def fmt(s: Optional[dict], pct: bool = True, digits: int = 1) -> str:
 
 def table(results: dict) -> str:
     """Markdown table: one row per variant (mean ± std over seeds)."""
-    head = ('| variant | seeds | k-NN | k-NN (student) | linear | ft-10% | '
+    head = ('| variant | seeds | k-NN [CLS] | k-NN patch mean | '
+            'k-NN (student) | linear [CLS] | linear patch mean | ft-10% | '
             'ft-100% | CamVid mIoU | final loss_freq | final loss_distill | '
             'pre-train (min) |')
-    lines = [head, '|' + '---|' * 11]
+    lines = [head, '|' + '---|' * 13]
     for name, r in results['variants'].items():
         s = r.get('summary', {})
         pt = s.get('pretrain_time_s')
         lines.append(f'| {r["label"]} | {len(r["seeds"])} | ' + ' | '.join(
-            fmt(s.get(m)) for m in ('knn', 'knn_student', 'linear', 'ft10',
-                                    'ft100', 'miou')) + ' | ' +
+            fmt(s.get(m))
+            for m in ('knn', 'knn_patch', 'knn_student', 'linear',
+                      'linear_patch', 'ft10', 'ft100', 'miou')) + ' | ' +
                      fmt(s.get('final_loss_freq'), False, 4) + ' | ' +
                      fmt(s.get('final_loss_distill'), False, 4) + ' | ' +
                      (f'{pt["mean"] / 60:.1f}' if pt else '-') + ' |')
@@ -209,8 +211,11 @@ def markdown(results: dict) -> str:
         f'{d["camvid"]["val"]} CamVid val images; in %, mean ± std over '
         'seeds. FOLK-type variants are evaluated with the EMA teacher '
         '(k-NN of the student beside it), MFM-type ones with the student. '
+        'k-NN and linear probe read the [CLS] token and the mean of the '
+        'patch tokens (MFM-type variants never train the [CLS] token); '
+        'fine-tuning and segmentation use the patch tokens. '
         'Losses: mean of the last 10 % of the logged values.\n\n' +
-        table(results) + '\n\nTargets (issue 16; means):\n\n' +
+        table(results) + '\n\nTargets (means):\n\n' +
         targets_markdown(check_targets(results)) + '\n')
     return text
 

@@ -8,7 +8,7 @@ survives an interruption) ``<out-dir>/<prefix>.json`` (everything,
 repository-relative paths), ``.md`` (table, targets, command) and ``.png``
 (online k-NN vs epoch of every variant, losses, downstream bars).
 
-Variants (see ``common.VARIANTS``): ``folk``, ``dino`` (the same
+Variants (see ``presets.VARIANTS``): ``folk``, ``dino`` (the same
 distillation on unfiltered views, no frequency loss), ``folk_nofreqloss``
 (filtered student, distillation only), ``folk_nodistill`` (frequency loss
 on FOLK's filtered views, no distillation), ``mfm`` and ``scratch``
@@ -29,7 +29,6 @@ Examples::
     python benchmarks/study/run_study.py \\
         --replot benchmarks/results/imagenette_study_cpu.json
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -38,34 +37,43 @@ import sys
 import time
 from typing import List, Optional
 
+import builders
 import common
 import report
-import torch
-from common import METRICS, VARIANTS, log
+from common import log
 from finetune import few_indices, finetune
 from knn import extract_features, knn_accuracy
 from linear import linear_probe
-from pretrain import load_data, pretrain, variant_filters
-from segment import load_camvid, segmentation
+from presets import METRICS, VARIANTS
+from pretrain import pretrain, variant_filters
+from segment import segmentation
+from sources import REPO, load_camvid_preset, load_data
 
 MULTI_SEED = ('folk', 'scratch')
 
 
 def evaluate(backbones: dict, p: dict, data: dict, cam: dict, few: list,
              seed: int, device, tag: str, work_dir: str) -> dict:
-    """Every protocol on the ``main`` backbone (k-NN also on ``student``)."""
+    """Every protocol on the ``main`` backbone (k-NN also on ``student``).
+
+    k-NN and linear probe read the [CLS] token (``knn``, ``linear``) and the
+    mean patch token (``knn_patch``, ``linear_patch``); fine-tuning pools
+    the patch tokens (``finetune.py``).
+    """
     res, times = {}, {}
     t = time.perf_counter()
     feats = extract_features(backbones['main'], p, data, device)
-    res['knn'] = knn_accuracy(feats, p)
-    res['linear'] = linear_probe(feats, p, seed)
+    for pool, suffix in (('cls', ''), ('patch', '_patch')):
+        res['knn' + suffix] = knn_accuracy(feats[pool], p)
+        res['linear' + suffix] = linear_probe(feats[pool], p, seed)
     res['knn_student'] = None
     if 'student' in backbones:
         res['knn_student'] = knn_accuracy(
-            extract_features(backbones['student'], p, data, device), p)
+            extract_features(backbones['student'], p, data, device)['cls'], p)
     times['knn_linear'] = time.perf_counter() - t
-    log(f'{tag}: k-NN {res["knn"]:.4f} (student {res["knn_student"]}), '
-        f'linear {res["linear"]:.4f}')
+    log(f'{tag}: k-NN {res["knn"]:.4f} / patch {res["knn_patch"]:.4f} '
+        f'(student {res["knn_student"]}), linear {res["linear"]:.4f} / '
+        f'patch {res["linear_patch"]:.4f}')
     res.update(ft10=None, ft100=None, miou=None)
     if p['evals'] == 'all':
         for key, idx, epochs in (('ft10', few, p['ft10_epochs']),
@@ -118,9 +126,7 @@ def schedule(variants: List[str], p: dict) -> List[tuple]:
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument(
-        '--preset', choices=sorted(common.PRESETS), default='cpu')
+    parser = common.script_parser(__doc__, seed=False)
     parser.add_argument(
         '--variants',
         default=','.join([
@@ -135,20 +141,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
         '"seeds" for folk and scratch, "seeds_single" for the '
         'others)')
     parser.add_argument(
-        '--data',
-        default='auto',
-        help='imagenette64.zip or an imagenette folder')
-    parser.add_argument(
         '--camvid', default='auto', help='camvid240.zip or a camvid folder')
-    parser.add_argument('--device', default=None)
     parser.add_argument(
-        '--threads',
-        type=int,
-        default=None,
-        help='CPU threads (default: 1 when the machine is '
-        'busy, else all cores)')
-    parser.add_argument(
-        '--out-dir', default=osp.join(common.REPO, 'benchmarks', 'results'))
+        '--out-dir', default=osp.join(REPO, 'benchmarks', 'results'))
     parser.add_argument(
         '--prefix',
         default=None,
@@ -156,14 +151,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     parser.add_argument(
         '--work-dir',
         default=None,
-        help='runner folders (default work_dirs/study/'
-        'PREFIX)')
-    parser.add_argument(
-        '--set',
-        nargs='*',
-        default=[],
-        metavar='KEY=VALUE',
-        help='override preset keys, e.g. epochs=5')
+        help='runner folders (default work_dirs/study/PREFIX)')
     parser.add_argument(
         '--docs',
         default=None,
@@ -174,10 +162,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
         '--replot',
         metavar='JSON',
         default=None,
-        help='rewrite the .md and .png of a run from its '
-        'JSON')
+        help='rewrite the .md and .png of a run from its JSON')
     args = parser.parse_args(argv)
-    common.quiet_logging()
     if args.replot:
         with open(args.replot) as f:
             results = json.load(f)
@@ -187,27 +173,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
             parser.error(f'no study result markers in {args.docs}')
         print(report.table(results))
         return results
-    try:
-        p = common.make_preset(args.preset, common.parse_set(args.set))
-    except ValueError as err:
-        parser.error(str(err))
+    p, device = common.setup(parser, args)
     if args.seeds is not None:
         p['seeds'] = p['seeds_single'] = args.seeds
     variants = [v for v in args.variants.split(',') if v]
     bad = [v for v in variants if v not in VARIANTS]
     if bad:
         parser.error(f'unknown variants {bad}; choose from {list(VARIANTS)}')
-    device = torch.device(
-        args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    if device.type == 'cuda':
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    common.set_threads(args.threads, device)
     prefix = args.prefix or f'imagenette_study_{args.preset}'
     os.makedirs(args.out_dir, exist_ok=True)
     stem = osp.join(args.out_dir, prefix)
-    work_dir = args.work_dir or osp.join(common.REPO, 'work_dirs', 'study',
-                                         prefix)
+    work_dir = args.work_dir or osp.join(REPO, 'work_dirs', 'study', prefix)
     wall0 = time.perf_counter()
     hw = common.hardware(device)
     command = 'python ' + ' '.join(
@@ -218,7 +194,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
     t = time.perf_counter()
     data = load_data(p, args.data)
-    cam = load_camvid(p, args.camvid) if p['evals'] == 'all' else dict(
+    cam = load_camvid_preset(p, args.camvid) if p['evals'] == 'all' else dict(
         source=None, train=dict(images=[]), val=dict(images=[]))
     few = few_indices(data, 0.1)
     data_time = time.perf_counter() - t
@@ -270,7 +246,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 curves={},
                 knn_curve=[],
                 weights='random')
-            backbones = dict(main=common.random_backbone(p, seed))
+            backbones = dict(main=builders.random_backbone(p, seed))
         else:
             run, backbones = pretrain(name, p, data, seed, device,
                                       osp.join(run_dir, 'pretrain'))

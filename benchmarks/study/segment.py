@@ -15,7 +15,6 @@ Run alone::
     python benchmarks/study/segment.py --preset smoke \\
         --weights work_dirs/study/folk_smoke/backbones.pth
 """
-import argparse
 import math
 from typing import Dict, List, Optional
 
@@ -23,7 +22,8 @@ import common
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import IGNORE, MEAN, SEG_CLASSES, STD, log
+from common import log
+from sources import IGNORE, MEAN, SEG_CLASSES, STD, load_camvid_preset
 
 from folk.downstream import to_mmseg
 
@@ -235,29 +235,15 @@ def segmentation(weights: Dict[str, torch.Tensor],
     return float(np.nanmean(iou.numpy())) if (union > 0).any() else 0.0
 
 
-def load_camvid(p: dict, camvid_arg: str = 'auto') -> dict:
-    path = common.find_source(camvid_arg, ['camvid240.zip', 'camvid'])
-    return common.load_camvid(path, tuple(p['seg_size']), p['seg_train_limit'],
-                              p['seg_val_limit'])
-
-
 def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = common.script_parser(__doc__, weights=True, data=False)
     parser.add_argument(
-        '--preset', default='cpu', choices=sorted(common.PRESETS))
-    parser.add_argument('--weights', required=True)
-    parser.add_argument('--camvid', default='auto')
-    parser.add_argument('--device', default=None)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE')
+        '--camvid', default='auto', help='camvid240.zip or a camvid folder')
     args = parser.parse_args(argv)
-    common.quiet_logging()
-    p = common.make_preset(args.preset, common.parse_set(args.set))
-    device = torch.device(
-        args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    cam = load_camvid(p, args.camvid)
+    p, device = common.setup(parser, args)
+    cam = load_camvid_preset(p, args.camvid)
     out = {}
-    for name, weights in torch.load(args.weights).items():
+    for name, weights in common.load_weights(args.weights).items():
         out[name] = segmentation(weights, p, cam, args.seed, device, name)
         log(f'CamVid mIoU of {name}: {out[name]:.4f}')
     return out

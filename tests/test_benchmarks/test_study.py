@@ -10,8 +10,12 @@ import json
 import math
 import os.path as osp
 
+import arrays
+import builders
 import numpy as np
+import presets
 import pytest
+import sources
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -92,7 +96,8 @@ def test_every_run_has_every_metric(study):
     assert list(saved['variants']['dino']['seeds']) == ['0']
     for name, var in saved['variants'].items():
         for run in var['seeds'].values():
-            for metric in ('knn', 'linear', 'ft10', 'ft100', 'miou'):
+            for metric in ('knn', 'knn_patch', 'linear', 'linear_patch',
+                           'ft10', 'ft100', 'miou'):
                 assert _finite(run[metric]), (name, metric)
                 assert 0.0 <= run[metric] <= 1.0, (name, metric)
         s = var['summary']['knn']
@@ -107,22 +112,23 @@ def test_scratch_is_not_trained(study, imagenette_root):
     """Random init: no pre-training, and its k-NN is the package's k-NN of
     the seeded random backbone."""
     _, res, saved = study
-    common, knn = _study('common'), _study('knn')
-    from pretrain import load_data
+    knn = _study('knn')
     run = saved['variants']['scratch']['seeds']['1']
     assert run['pretrain_time_s'] == 0.0 and run['weights'] == 'random'
     assert run['knn_curve'] == [] and run['final_loss_freq'] is None
-    p = common.make_preset('smoke', res['config'])
+    p = presets.make_preset('smoke', res['config'])
     packs = osp.join(osp.dirname(imagenette_root), 'packs', 'imagenette64.zip')
-    data = load_data(p, packs if osp.exists(packs) else imagenette_root)
-    weights = common.random_backbone(p, 1)
+    data = sources.load_data(p,
+                             packs if osp.exists(packs) else imagenette_root)
+    weights = builders.random_backbone(p, 1)
     feats = knn.extract_features(weights, p, data, torch.device('cpu'))
     from folk.evaluation import knn_top1
-    expected = knn_top1(*feats, num_classes=10, k=p['knn_k']) / 100.
-    assert run['knn'] == pytest.approx(expected)
+    for metric, pool in (('knn', 'cls'), ('knn_patch', 'patch')):
+        expected = knn_top1(*feats[pool], num_classes=10, k=p['knn_k']) / 100.
+        assert run[metric] == pytest.approx(expected)
     # the two random seeds are different networks
     key = 'layers.0.attn.qkv.weight'
-    assert not torch.equal(weights[key], common.random_backbone(p, 0)[key])
+    assert not torch.equal(weights[key], builders.random_backbone(p, 0)[key])
 
 
 def test_pretrained_runs_record_curves(study):
@@ -151,7 +157,7 @@ def test_markdown_reports_table_and_targets(study):
     for var in saved['variants'].values():
         assert var['label'] in md
     assert saved['command'] in md
-    assert 'FOLK k-NN >= No pre-training + 10' in md
+    assert 'FOLK k-NN [CLS] >= No pre-training + 10' in md
     # MFM was not run: its targets are reported as not measured
     assert 'not measured' in md
     rows = {(t['metric'], t['reference']): t for t in saved['targets']}
@@ -163,9 +169,9 @@ def test_markdown_reports_table_and_targets(study):
 
 def test_variant_models():
     """Each control is the package's FOLK / MFM with one ingredient off."""
-    common, pretrain = _study('common'), _study('pretrain')
+    pretrain = _study('pretrain')
     from mmpretrain.registry import MODELS
-    p = common.make_preset('smoke')
+    p = presets.make_preset('smoke')
     built = {}
     for name in ('folk', 'dino', 'folk_nofreqloss', 'folk_nodistill', 'mfm'):
         built[name] = MODELS.build(pretrain.model_cfg(name, p, 10))
@@ -176,24 +182,37 @@ def test_variant_models():
     assert built['dino'].head.loss_module.loss_weight == 0.0
     # preset knobs of the search: the frequency loss's weight beside the
     # distillation (FOLK-type only), frozen prototypes, no photometric aug.
-    q = common.make_preset('smoke',
-                           dict(freq_loss_weight=0.1, freeze_last_layer=1.0))
+    q = presets.make_preset('smoke',
+                            dict(freq_loss_weight=0.1, freeze_last_layer=1.0))
     folk = MODELS.build(pretrain.model_cfg('folk', q, 10))
     assert folk.head.loss_module.loss_weight == pytest.approx(0.1)
     assert folk.projector.freeze_last_layer == 1.0
     mfm = MODELS.build(pretrain.model_cfg('folk_nodistill', q, 10))
     assert mfm.head.loss_module.loss_weight == 1.0
+    # the pre-training configs' route: FOLK's crops and photometric
+    # augmentation on the device (their parameters packed), MFM's crop and
+    # flip in the workers, pseudo_collate for both
     for photometric in (True, False):
-        q = common.make_preset('smoke', dict(photometric=photometric))
-        views = {
+        q = presets.make_preset('smoke', dict(photometric=photometric))
+        loaders = {
             name:
             pretrain.runner_cfg(name, q, 0, '/tmp/unused', 't', 'b', 'q', 32,
                                 torch.device('cpu'))[0]['train_dataloader']
-            ['dataset']['pipeline'][0]
             for name in ('folk', 'mfm')
         }
-        assert views['folk']['photometric'] is photometric
-        assert views['mfm']['photometric'] is False  # MFM's recipe
+        for loader in loaders.values():
+            assert loader['collate_fn'] == dict(type='pseudo_collate')
+        views = {k: v['dataset']['pipeline'][0] for k, v in loaders.items()}
+        packed = loaders['folk']['dataset']['pipeline'][-1]['meta_keys']
+        if photometric:
+            assert (views['folk']['photometric'],
+                    views['folk']['crop']) == ('device', 'device')
+            assert {'photometric_params', 'crop_params'} <= set(packed)
+        else:
+            assert (views['folk']['photometric'],
+                    views['folk']['crop']) == ('none', 'cpu')
+        assert (views['mfm']['photometric'],
+                views['mfm']['crop']) == ('none', 'cpu')  # MFM's recipe
     # filters: DINO keeps every coefficient, the others use FOLK's / MFM's
     keep = pretrain.variant_filters('keep', 32)
     assert keep == [dict(kind='com', prob=1.0, ratios=(1.0, ))]
@@ -210,34 +229,32 @@ def test_variant_models():
 
 
 def test_array_dataset_and_presets():
-    common = _study('common')
     imgs = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
-    common.register_arrays('t', imgs, np.array([3, 7]))
-    ds = common.ArrayDataset('t', indices=[1])
+    arrays.register_arrays('t', imgs, np.array([3, 7]))
+    ds = arrays.ArrayDataset('t', indices=[1])
     assert len(ds) == 1
     item = ds.get_data_info(0)
     np.testing.assert_array_equal(item['img'], imgs[1])
     assert item['gt_label'] == 7 and item['img_shape'] == (4, 4)
     with pytest.raises(KeyError, match='nope'):
-        common.ArrayDataset('nope')
+        arrays.ArrayDataset('nope')
     with pytest.raises(ValueError, match='uint8'):
-        common.register_arrays('bad', imgs.astype(np.float32))
+        arrays.register_arrays('bad', imgs.astype(np.float32))
     with pytest.raises(ValueError, match='unknown preset keys'):
-        common.make_preset('smoke', dict(epoch=3))
+        presets.make_preset('smoke', dict(epoch=3))
     with pytest.raises(ValueError, match='multiple of patch'):
-        common.make_preset('smoke', dict(img_size=30))
-    assert common.parse_set(['lr=1e-3', 'ratios=(0.1,0.2)', 'x=abc']) == \
+        presets.make_preset('smoke', dict(img_size=30))
+    assert presets.parse_set(['lr=1e-3', 'ratios=(0.1,0.2)', 'x=abc']) == \
         dict(lr=1e-3, ratios=(0.1, 0.2), x='abc')
 
 
 def test_fewshot_subset_is_the_tools_rule():
-    common = _study('common')
     paths = [f'c{c}/img{i}.jpg' for c in range(3) for i in range(20)]
     labels = np.repeat(np.arange(3), 20)
-    idx = common.fewshot_indices(paths, labels, 0.1)
+    idx = sources.fewshot_indices(paths, labels, 0.1)
     assert len(idx) == 6
     assert np.bincount(labels[idx]).tolist() == [2, 2, 2]
-    assert idx.tolist() == common.fewshot_indices(paths, labels, 0.1).tolist()
+    assert idx.tolist() == sources.fewshot_indices(paths, labels, 0.1).tolist()
 
 
 def test_schedule_runs_seed_zero_first():
@@ -258,8 +275,9 @@ def test_views_scale_the_blur_with_the_size():
     assert cfg['blur_sigma'] == pytest.approx((0.1 * 48 / 224, 2.0 * 48 / 224))
     t = TRANSFORMS.build(cfg)
     assert t.blur_sigma == pytest.approx((0.1 * 48 / 224, 2.0 * 48 / 224))
+    # device route: the workers only draw; the image is cut on the device
     views = t(dict(img=np.zeros((64, 64, 3), np.uint8)))
-    assert [v.shape for v in views['img']] == [(48, 48, 3)] * 2
+    assert len(views['crop_params']) == len(views['photometric_params']) == 2
     plain = pretrain.views_cfg(48, (0.25, 1.0), True, 2, blur_scale=False)
     assert plain['type'] == 'FOLKViews' and 'blur_sigma' not in plain
     mfm = pretrain.views_cfg(48, (0.2, 1.0), False, 1, blur_scale=True)
@@ -267,8 +285,27 @@ def test_views_scale_the_blur_with_the_size():
         type='FOLKViews',
         crop_size=48,
         crop_scale=(0.2, 1.0),
-        photometric=False,
+        photometric='none',
+        crop='cpu',
         num_views=1)
+    views = TRANSFORMS.build(mfm)(dict(img=np.zeros((64, 64, 3), np.uint8)))
+    assert [v.shape for v in views['img']] == [(48, 48, 3)]
+
+
+def test_both_poolings_come_from_one_forward():
+    """The frozen protocols read the [CLS] token and the patch mean."""
+    knn = _study('knn')
+    p = presets.make_preset('smoke')
+    vit = builders.build_backbone(p, builders.random_backbone(p, 0), 'cpu')
+    x = torch.rand(3, 3, p['img_size'], p['img_size'])
+    from folk.evaluation import global_features
+    both = global_features(knn.BothPoolings(vit), x)
+    labels = torch.arange(3)
+    feats = knn.split_poolings((both, labels, both, labels))
+    with torch.no_grad():
+        tokens = vit(x)[-1]
+    torch.testing.assert_close(feats['cls'][0], tokens[:, 0])
+    torch.testing.assert_close(feats['patch'][0], tokens[:, 1:].mean(1))
 
 
 def test_replot_writes_the_docs_block(study, tmp_path):
