@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from presets import PRESETS, make_preset, parse_set
+from presets import PRESETS, parse_set
 from sources import REPO
 
 import folk  # noqa: F401  (compat fixes + registration)
@@ -119,7 +119,8 @@ def quiet(runner) -> None:
 def script_parser(doc: str,
                   weights: bool = False,
                   data: bool = True,
-                  seed: bool = True) -> argparse.ArgumentParser:
+                  seed: bool = True,
+                  cfg_options: bool = False) -> argparse.ArgumentParser:
     """The arguments the study's scripts share.
 
     Args:
@@ -127,6 +128,8 @@ def script_parser(doc: str,
         weights (bool): Add ``--weights`` (the protocol scripts).
         data (bool): Add ``--data`` (the scripts that read Imagenette).
         seed (bool): Add ``--seed`` (the scripts that run one seed).
+        cfg_options (bool): Add ``--cfg-options`` (the scripts that
+            pre-train from ``configs/study``).
 
     Returns:
         argparse.ArgumentParser: With ``--preset``, ``--device``,
@@ -158,17 +161,30 @@ def script_parser(doc: str,
         nargs='*',
         default=[],
         metavar='KEY=VALUE',
-        help='override preset keys, e.g. epochs=5')
+        help='override preset keys (evaluation sizes), e.g. linear_epochs=5')
+    if cfg_options:
+        from mmengine.config import DictAction
+        parser.add_argument(
+            '--cfg-options',
+            nargs='+',
+            action=DictAction,
+            default={},
+            metavar='KEY=VALUE',
+            help='override keys of every pre-training config '
+            '(configs/study), e.g. train_cfg.max_epochs=5')
     return parser
 
 
 def setup(parser: argparse.ArgumentParser,
           args: argparse.Namespace) -> Tuple[dict, torch.device]:
-    """The preset (with ``--set``) and the device of parsed ``args``; a bad
-    preset key ends the script with the parser's error."""
+    """The preset (with ``--set``, and the scale of its ``configs/study``
+    files) and the device of parsed ``args``; a bad preset key ends the
+    script with the parser's error."""
+    from study_configs import study_preset
     quiet_logging()
     try:
-        p = make_preset(args.preset, parse_set(args.set))
+        p = study_preset(args.preset, parse_set(args.set),
+                         getattr(args, 'cfg_options', None))
     except ValueError as err:
         parser.error(str(err))
     device = torch.device(

@@ -146,7 +146,7 @@ def plot(results: dict, path: str) -> None:
                     c['loss_distill'],
                     color=colors[name],
                     label=r['label'] if i == 0 else None)
-            if c.get('loss_freq') and VARIANTS[name].get('freq_weight'):
+            if c.get('loss_freq') and any(c['loss_freq']):
                 ax.plot(
                     c['iter'],
                     c['loss_freq'],
@@ -185,6 +185,11 @@ def plot(results: dict, path: str) -> None:
     plt.close(fig)
 
 
+def _configs(results: dict) -> str:
+    configs = sorted(set(results.get('configs', {}).values()))
+    return f' (configs: {", ".join(configs)})' if configs else ''
+
+
 def markdown(results: dict) -> str:
     """The whole ``.md`` report."""
     p, hw, d = results['config'], results['hardware'], results['data']
@@ -204,9 +209,8 @@ def markdown(results: dict) -> str:
         f'{p["batch"]}, lr {p["lr"]:g}, teacher momentum '
         f'{p["teacher_momentum"]:g} -> {p["teacher_momentum_end"]:g}, '
         f'{p["out_dim"]} prototypes, teacher temperature '
-        f'{p["teacher_temp"]:g}, frequency-loss weight '
-        f'{p.get("freq_loss_weight", 1.0):g}, prototypes frozen for '
-        f'{p.get("freeze_last_layer", 0):g} epoch(s). Accuracies: top-1 on '
+        f'{p["teacher_temp"]:g}' + _configs(results) +
+        '. Accuracies: top-1 on '
         f'{d["imagenette"]["val"]} Imagenette val images; mIoU on '
         f'{d["camvid"]["val"]} CamVid val images; in %, mean ± std over '
         'seeds. FOLK-type variants are evaluated with the EMA teacher '

@@ -1,6 +1,7 @@
 """Imagenette study: every variant and seed with one command.
 
-Pre-trains each variant (``pretrain.py``), then evaluates the exported
+Pre-trains each variant from its config under ``configs/study/`` with
+MMEngine's Runner (``pretrain.py``), then evaluates the exported
 backbone with the same protocols for every variant (``knn.py``,
 ``linear.py``, ``finetune.py`` with 10 % and 100 % of the labels,
 ``segment.py`` on CamVid), and writes after every run (so a partial study
@@ -8,7 +9,7 @@ survives an interruption) ``<out-dir>/<prefix>.json`` (everything,
 repository-relative paths), ``.md`` (table, targets, command) and ``.png``
 (online k-NN vs epoch of every variant, losses, downstream bars).
 
-Variants (see ``presets.VARIANTS``): ``folk``, ``dino`` (the same
+Variants (``configs/study/<name>.py``): ``folk``, ``dino`` (the same
 distillation on unfiltered views, no frequency loss), ``folk_nofreqloss``
 (filtered student, distillation only), ``folk_nodistill`` (frequency loss
 on FOLK's filtered views, no distillation), ``mfm`` and ``scratch``
@@ -24,8 +25,10 @@ Examples::
     python benchmarks/study/run_study.py --preset gpu
     # seconds (the tests)
     python benchmarks/study/run_study.py --preset smoke --out-dir /tmp/s
-    # override preset keys; redraw the report of a finished run
-    python benchmarks/study/run_study.py --preset cpu --set epochs=4 lr=1e-3
+    # override config keys of every variant, or preset keys; redraw the
+    # report of a finished run
+    python benchmarks/study/run_study.py --preset cpu \\
+        --cfg-options train_cfg.max_epochs=4 --set linear_epochs=10
     python benchmarks/study/run_study.py \\
         --replot benchmarks/results/imagenette_study_cpu.json
 """
@@ -45,9 +48,10 @@ from finetune import few_indices, finetune
 from knn import extract_features, knn_accuracy
 from linear import linear_probe
 from presets import METRICS, VARIANTS
-from pretrain import pretrain, variant_filters
+from pretrain import pretrain
 from segment import segmentation
 from sources import REPO, load_camvid_preset, load_data
+from study_configs import variant_config, variant_config_path, variant_filters
 
 MULTI_SEED = ('folk', 'scratch')
 
@@ -126,7 +130,7 @@ def schedule(variants: List[str], p: dict) -> List[tuple]:
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
-    parser = common.script_parser(__doc__, seed=False)
+    parser = common.script_parser(__doc__, seed=False, cfg_options=True)
     parser.add_argument(
         '--variants',
         default=','.join([
@@ -209,9 +213,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
         variants_run=variants,
         variant_specs={k: dict(VARIANTS[k])
                        for k in variants},
+        configs={k: common.rel(variant_config_path(k))
+                 for k in variants},
+        cfg_options=args.cfg_options,
         filters={
-            k: variant_filters(VARIANTS[k]['filters'], p['img_size'],
-                               p['ratios'])
+            k:
+            variant_filters(variant_config(k, p['scale'], args.cfg_options))
             for k in variants if VARIANTS[k]['algo']
         },
         hardware=hw,
@@ -249,7 +256,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
             backbones = dict(main=builders.random_backbone(p, seed))
         else:
             run, backbones = pretrain(name, p, data, seed, device,
-                                      osp.join(run_dir, 'pretrain'))
+                                      osp.join(run_dir, 'pretrain'),
+                                      args.cfg_options)
             log(f'{tag}: pre-trained in {run["pretrain_time_s"]:.0f}s; '
                 'online k-NN ' +
                 ', '.join(f'{c["epoch"]:.0f}: ' +

@@ -116,7 +116,7 @@ def test_scratch_is_not_trained(study, imagenette_root):
     run = saved['variants']['scratch']['seeds']['1']
     assert run['pretrain_time_s'] == 0.0 and run['weights'] == 'random'
     assert run['knn_curve'] == [] and run['final_loss_freq'] is None
-    p = presets.make_preset('smoke', res['config'])
+    p = dict(res['config'])
     packs = osp.join(osp.dirname(imagenette_root), 'packs', 'imagenette64.zip')
     data = sources.load_data(p,
                              packs if osp.exists(packs) else imagenette_root)
@@ -167,58 +167,52 @@ def test_markdown_reports_table_and_targets(study):
     assert rows[('knn', 'mfm')]['met'] is None
 
 
-def test_variant_models():
-    """Each control is the package's FOLK / MFM with one ingredient off."""
-    pretrain = _study('pretrain')
+def _config(name: str, scale=None):
+    return _study('study_configs').variant_config(name, scale)
+
+
+def test_variants_are_config_overrides():
+    """Each control is the package's FOLK / MFM with one ingredient off,
+    each a config under configs/study on the shipped bases."""
     from mmpretrain.registry import MODELS
-    p = presets.make_preset('smoke')
-    built = {}
-    for name in ('folk', 'dino', 'folk_nofreqloss', 'folk_nodistill', 'mfm'):
-        built[name] = MODELS.build(pretrain.model_cfg(name, p, 10))
+    names = ('folk', 'dino', 'folk_nofreqloss', 'folk_nodistill', 'mfm',
+             'scratch')
+    for name in names:
+        assert osp.isfile(osp.join(REPO, 'configs', 'study', f'{name}.py'))
+    assert set(presets.VARIANTS) == set(names)
+    cfgs = {name: _config(name) for name in names}
+    built = {
+        name: MODELS.build(cfg.model)
+        for name, cfg in cfgs.items() if name != 'scratch'
+    }
     assert type(built['folk']).__name__ == 'FOLK'
     assert type(built['folk_nodistill']).__name__ == 'MFM'
+    assert type(built['mfm']).__name__ == 'MFM'
     assert built['folk'].head.loss_module.loss_weight == 1.0
     assert built['folk_nofreqloss'].head.loss_module.loss_weight == 0.0
     assert built['dino'].head.loss_module.loss_weight == 0.0
-    # preset knobs of the search: the frequency loss's weight beside the
-    # distillation (FOLK-type only), frozen prototypes, no photometric aug.
-    q = presets.make_preset('smoke',
-                            dict(freq_loss_weight=0.1, freeze_last_layer=1.0))
-    folk = MODELS.build(pretrain.model_cfg('folk', q, 10))
-    assert folk.head.loss_module.loss_weight == pytest.approx(0.1)
-    assert folk.projector.freeze_last_layer == 1.0
-    mfm = MODELS.build(pretrain.model_cfg('folk_nodistill', q, 10))
-    assert mfm.head.loss_module.loss_weight == 1.0
     # the pre-training configs' route: FOLK's crops and photometric
     # augmentation on the device (their parameters packed), MFM's crop and
-    # flip in the workers, pseudo_collate for both
-    for photometric in (True, False):
-        q = presets.make_preset('smoke', dict(photometric=photometric))
-        loaders = {
-            name:
-            pretrain.runner_cfg(name, q, 0, '/tmp/unused', 't', 'b', 'q', 32,
-                                torch.device('cpu'))[0]['train_dataloader']
-            for name in ('folk', 'mfm')
-        }
-        for loader in loaders.values():
-            assert loader['collate_fn'] == dict(type='pseudo_collate')
-        views = {k: v['dataset']['pipeline'][0] for k, v in loaders.items()}
-        packed = loaders['folk']['dataset']['pipeline'][-1]['meta_keys']
-        if photometric:
-            assert (views['folk']['photometric'],
-                    views['folk']['crop']) == ('device', 'device')
-            assert {'photometric_params', 'crop_params'} <= set(packed)
+    # flip in the workers, pseudo_collate for all
+    for name, cfg in cfgs.items():
+        loader = cfg.train_dataloader
+        assert loader.collate_fn == dict(type='pseudo_collate'), name
+        assert loader.dataset.type == 'ArrayDataset', name
+        views = loader.dataset.pipeline[0]
+        if name == 'mfm':
+            assert (views.photometric, views.num_views) == ('none', 1)
+            assert views.get('crop', 'cpu') == 'cpu'
         else:
-            assert (views['folk']['photometric'],
-                    views['folk']['crop']) == ('none', 'cpu')
-        assert (views['mfm']['photometric'],
-                views['mfm']['crop']) == ('none', 'cpu')  # MFM's recipe
+            assert (views.photometric, views.crop) == ('device', 'device')
+            packed = loader.dataset.pipeline[-1].meta_keys
+            assert {'photometric_params', 'crop_params'} <= set(packed)
     # filters: DINO keeps every coefficient, the others use FOLK's / MFM's
-    keep = pretrain.variant_filters('keep', 32)
-    assert keep == [dict(kind='com', prob=1.0, ratios=(1.0, ))]
-    com = pretrain.variant_filters('com', 32)
-    assert {f['kind'] for f in com} == {'com', 'rcom'}
-    radial = pretrain.variant_filters('radial', 32)
+    sc = _study('study_configs')
+    assert sc.variant_filters(
+        cfgs['dino']) == [dict(kind='com', prob=1.0, ratios=(1.0, ))]
+    assert {f['kind']
+            for f in sc.variant_filters(cfgs['folk'])} == {'com', 'rcom'}
+    radial = sc.variant_filters(cfgs['mfm'])
     assert radial[0]['radius'] == pytest.approx(16 * 32 / 224)
     from folk.frequency import filter_images
     x = torch.rand(2, 3, 32, 32)
@@ -226,6 +220,56 @@ def test_variant_models():
                                                                      1.0]))
     assert kept.all()
     torch.testing.assert_close(out, x, atol=1e-5, rtol=0)
+
+
+def test_presets_resize_the_configs():
+    """The gpu preset resizes every size that follows the crop or width."""
+    sc = _study('study_configs')
+    scale = presets.PRESETS['gpu']['scale']
+    folk, mfm = _config('folk', scale), _config('mfm', scale)
+    assert sc.scale_of(folk) == dict(
+        img_size=64,
+        patch=8,
+        embed=192,
+        layers=6,
+        heads=3,
+        ffn=768,
+        epochs=20,
+        batch=256,
+        lr=5e-4,
+        teacher_momentum=0.996,
+        teacher_momentum_end=1.0,
+        out_dim=1024,
+        teacher_temp=0.04)
+    views = folk.train_dataloader.dataset.pipeline[0]
+    assert views.blur_sigma == pytest.approx((0.1 * 64 / 224, 2 * 64 / 224))
+    assert sc.variant_filters(mfm)[0]['radius'] == pytest.approx(16 * 64 / 224)
+    assert folk.model.neck.in_channels == folk.model.projector.in_channels \
+        == 192
+    assert folk.model.distill_head.loss.out_dim == 1024
+    knn = [h for h in folk.custom_hooks if h['type'] == 'KNNMonitorHook'][0]
+    assert knn['pipeline'][1]['crop_size'] == 64
+    assert folk.param_scheduler[1]['end'] == 20
+    from mmpretrain.registry import MODELS
+    model = MODELS.build(folk.model)
+    with torch.no_grad():
+        assert model.backbone(torch.rand(1, 3, 64,
+                                         64))[0].shape == (1, 65, 192)
+
+
+def test_runner_config_is_the_launchers_cpu_route():
+    pretrain = _study('pretrain')
+    p = presets.make_preset('smoke')
+    cfg, total = pretrain.runner_config(
+        _config('folk', p['scale']), 'folk', p, 3, '/tmp/unused', 40,
+        torch.device('cpu'))
+    assert cfg.train_dataloader.batch_size == 16 and total == 2 * 2
+    assert cfg.randomness == dict(seed=3)
+    assert cfg.train_dataloader.sampler.seed == 3
+    # folk.engine.adapt_cfg_to_device, as tools/train.py on a CPU host
+    assert cfg.optim_wrapper.type == 'OptimWrapper'
+    knn = [h for h in cfg.custom_hooks if h['type'] == 'KNNMonitorHook'][0]
+    assert knn['interval'] == 2
 
 
 def test_array_dataset_and_presets():
@@ -242,8 +286,6 @@ def test_array_dataset_and_presets():
         arrays.register_arrays('bad', imgs.astype(np.float32))
     with pytest.raises(ValueError, match='unknown preset keys'):
         presets.make_preset('smoke', dict(epoch=3))
-    with pytest.raises(ValueError, match='multiple of patch'):
-        presets.make_preset('smoke', dict(img_size=30))
     assert presets.parse_set(['lr=1e-3', 'ratios=(0.1,0.2)', 'x=abc']) == \
         dict(lr=1e-3, ratios=(0.1, 0.2), x='abc')
 
@@ -265,37 +307,10 @@ def test_schedule_runs_seed_zero_first():
                     (1, 'folk')]
 
 
-def test_views_scale_the_blur_with_the_size():
-    """The package's view recipe, with DINO's blur sigma (set for 224 px)
-    scaled to the crop size; MFM's crop-and-flip views are FOLKViews."""
-    pretrain = _study('pretrain')
-    from mmpretrain.registry import TRANSFORMS
-    cfg = pretrain.views_cfg(48, (0.25, 1.0), True, 2, blur_scale=True)
-    assert cfg['type'] == 'FOLKViews'
-    assert cfg['blur_sigma'] == pytest.approx((0.1 * 48 / 224, 2.0 * 48 / 224))
-    t = TRANSFORMS.build(cfg)
-    assert t.blur_sigma == pytest.approx((0.1 * 48 / 224, 2.0 * 48 / 224))
-    # device route: the workers only draw; the image is cut on the device
-    views = t(dict(img=np.zeros((64, 64, 3), np.uint8)))
-    assert len(views['crop_params']) == len(views['photometric_params']) == 2
-    plain = pretrain.views_cfg(48, (0.25, 1.0), True, 2, blur_scale=False)
-    assert plain['type'] == 'FOLKViews' and 'blur_sigma' not in plain
-    mfm = pretrain.views_cfg(48, (0.2, 1.0), False, 1, blur_scale=True)
-    assert mfm == dict(
-        type='FOLKViews',
-        crop_size=48,
-        crop_scale=(0.2, 1.0),
-        photometric='none',
-        crop='cpu',
-        num_views=1)
-    views = TRANSFORMS.build(mfm)(dict(img=np.zeros((64, 64, 3), np.uint8)))
-    assert [v.shape for v in views['img']] == [(48, 48, 3)]
-
-
 def test_both_poolings_come_from_one_forward():
     """The frozen protocols read the [CLS] token and the patch mean."""
     knn = _study('knn')
-    p = presets.make_preset('smoke')
+    p = _study('study_configs').study_preset('smoke')
     vit = builders.build_backbone(p, builders.random_backbone(p, 0), 'cpu')
     x = torch.rand(3, 3, p['img_size'], p['img_size'])
     from folk.evaluation import global_features
