@@ -185,6 +185,21 @@ def plot(results: dict, path: str) -> None:
     plt.close(fig)
 
 
+def _poolings(results: dict) -> str:
+    runs = [
+        run for v in results['variants'].values()
+        for run in v['seeds'].values()
+    ]
+    if any(run.get('knn_patch') is not None for run in runs):
+        frozen = ('k-NN and linear probe read the [CLS] token and the mean '
+                  'of the patch tokens (MFM-type variants never train the '
+                  '[CLS] token); ')
+    else:
+        frozen = ('k-NN and linear probe read the [CLS] token (this run has '
+                  'no patch-mean columns); ')
+    return frozen + 'fine-tuning and segmentation use the patch tokens. '
+
+
 def _configs(results: dict) -> str:
     configs = sorted(set(results.get('configs', {}).values()))
     return f' (configs: {", ".join(configs)})' if configs else ''
@@ -214,10 +229,8 @@ def markdown(results: dict) -> str:
         f'{d["imagenette"]["val"]} Imagenette val images; mIoU on '
         f'{d["camvid"]["val"]} CamVid val images; in %, mean ± std over '
         'seeds. FOLK-type variants are evaluated with the EMA teacher '
-        '(k-NN of the student beside it), MFM-type ones with the student. '
-        'k-NN and linear probe read the [CLS] token and the mean of the '
-        'patch tokens (MFM-type variants never train the [CLS] token); '
-        'fine-tuning and segmentation use the patch tokens. '
+        '(k-NN of the student beside it), MFM-type ones with the student. ' +
+        _poolings(results) +
         'Losses: mean of the last 10 % of the logged values.\n\n' +
         table(results) + '\n\nTargets (means):\n\n' +
         targets_markdown(check_targets(results)) + '\n')
