@@ -22,11 +22,18 @@ def backbone_cfg(p: dict, **kw) -> dict:
     return cfg
 
 
+def _build(cfg: dict) -> torch.nn.Module:
+    """Build with MMPretrain's registry whatever the current scope."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(cfg)
+
+
 def random_backbone(p: dict, seed: int) -> Dict[str, torch.Tensor]:
     """Weights of a freshly initialised backbone (seeded)."""
-    from mmpretrain.registry import MODELS
     torch.manual_seed(seed)
-    vit = MODELS.build(backbone_cfg(p))
+    vit = _build(backbone_cfg(p))
     vit.init_weights()
     return {k: t.detach().clone() for k, t in vit.state_dict().items()}
 
@@ -34,8 +41,7 @@ def random_backbone(p: dict, seed: int) -> Dict[str, torch.Tensor]:
 def build_backbone(p: dict, weights: Dict[str, torch.Tensor],
                    device) -> torch.nn.Module:
     """The preset's ViT with ``weights`` loaded strictly, in eval mode."""
-    from mmpretrain.registry import MODELS
-    vit = MODELS.build(backbone_cfg(p))
+    vit = _build(backbone_cfg(p))
     vit.load_state_dict(weights, strict=True)
     vit.to(device)
     vit.eval()  # returns None for MMPretrain's ViT

@@ -161,7 +161,7 @@ def script_parser(doc: str,
         nargs='*',
         default=[],
         metavar='KEY=VALUE',
-        help='override preset keys (evaluation sizes), e.g. linear_epochs=5')
+        help='override preset keys, e.g. epochs=5 linear_epochs=10')
     if cfg_options:
         from mmengine.config import DictAction
         parser.add_argument(
@@ -171,7 +171,7 @@ def script_parser(doc: str,
             default={},
             metavar='KEY=VALUE',
             help='override keys of every pre-training config '
-            '(configs/study), e.g. train_cfg.max_epochs=5')
+            '(configs/study), e.g. optim_wrapper.optimizer.lr=5e-4')
     return parser
 
 

@@ -98,7 +98,7 @@ def runner_cfg(p: dict, checkpoint: str, train_key: str,
         experiment_name=f'ft_{time.time_ns()}',
         train_dataloader=dict(
             batch_size=bs,
-            num_workers=p['num_workers'],
+            num_workers=p['ft_workers'],
             persistent_workers=False,
             drop_last=True,
             sampler=dict(type='DefaultSampler', shuffle=True, seed=seed),

@@ -61,14 +61,14 @@ _COMMON = dict(
     source_size=64,
     seeds=2,
     seeds_single=1,
-    num_workers=1,
+    ft_workers=1,
     evals='all')
 
 # Preset keys: ``scale`` (resizing of configs/study, see above), data
 # (train_limit / val_limit: class-balanced subsets, None = all; source_size:
 # decoding size, the random crops are taken from it), evaluation (knn_*,
 # linear_*, ft*_*, seg_*; knn_every: the online k-NN every so many epochs;
-# num_workers: the fine-tuning loader's workers; evals='all' or 'frozen').
+# ft_workers: the fine-tuning loader's workers; evals='all' or 'frozen').
 # ``seeds``: seeds of FOLK and random init; ``seeds_single``: of the
 # other variants.
 PRESETS = {
@@ -102,7 +102,7 @@ PRESETS = {
         seg_iters=400,
         seg_batch=16,
         seg_channels=128,
-        num_workers=4),
+        ft_workers=4),
     # the configs as written: 2 CPU cores
     'cpu':
     dict(
@@ -156,7 +156,7 @@ PRESETS = {
         seg_train_limit=8,
         seg_val_limit=4,
         source_size=48,
-        num_workers=0),
+        ft_workers=0),
 }
 
 
@@ -174,15 +174,30 @@ def parse_set(items: Sequence[str]) -> dict:
     return out
 
 
+#: Keys of a preset's ``scale`` (``study_configs.apply_scale``); ``--set``
+#: accepts them too (``--set epochs=10`` shortens every variant's schedule).
+SCALE_KEYS = ('img_size', 'embed', 'layers', 'heads', 'ffn', 'epochs', 'batch',
+              'lr', 'num_workers', 'log_every', 'proj_hidden',
+              'proj_bottleneck', 'out_dim', 'teacher_temp', 'teacher_momentum',
+              'monitor_bank_per_class')
+
+
 def make_preset(name: str, overrides: Optional[dict] = None) -> dict:
-    """A copy of preset ``name`` with ``overrides``; unknown keys raise."""
+    """A copy of preset ``name`` with ``overrides``; unknown keys raise.
+
+    Overrides of :data:`SCALE_KEYS` go into the preset's ``scale``.
+    """
     if name not in PRESETS:
         raise ValueError(f'unknown preset {name!r}; choose from '
                          f'{sorted(PRESETS)}')
     p = dict(PRESETS[name])
-    overrides = overrides or {}
+    overrides = dict(overrides or {})
+    scale = {k: overrides.pop(k) for k in list(overrides) if k in SCALE_KEYS}
     unknown = sorted(set(overrides) - set(p))
     if unknown:
-        raise ValueError(f'unknown preset keys {unknown}; known: {sorted(p)}')
+        raise ValueError(f'unknown preset keys {unknown}; known: '
+                         f'{sorted(p)} and the scale keys {list(SCALE_KEYS)}')
     p.update(overrides)
+    if scale:
+        p['scale'] = dict(p['scale'] or {}, **scale)
     return p

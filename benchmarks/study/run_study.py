@@ -27,8 +27,8 @@ Examples::
     python benchmarks/study/run_study.py --preset smoke --out-dir /tmp/s
     # override config keys of every variant, or preset keys; redraw the
     # report of a finished run
-    python benchmarks/study/run_study.py --preset cpu \\
-        --cfg-options train_cfg.max_epochs=4 --set linear_epochs=10
+    python benchmarks/study/run_study.py --preset cpu --set epochs=4 \\
+        --cfg-options optim_wrapper.optimizer.lr=5e-4
     python benchmarks/study/run_study.py \\
         --replot benchmarks/results/imagenette_study_cpu.json
 """
@@ -91,7 +91,7 @@ def evaluate(backbones: dict, p: dict, data: dict, cam: dict, few: list,
             log(f'{tag}: {key} {res[key]:.4f} ({times[key]:.0f}s)')
         t = time.perf_counter()
         res['miou'] = segmentation(backbones['main'], p, cam, seed, device,
-                                   tag)
+                                   tag, osp.join(work_dir, 'camvid'))
         times['camvid'] = time.perf_counter() - t
         log(f'{tag}: CamVid mIoU {res["miou"]:.4f} ({times["camvid"]:.0f}s)')
     res['eval_time_s'] = times

@@ -286,6 +286,11 @@ def test_array_dataset_and_presets():
         arrays.register_arrays('bad', imgs.astype(np.float32))
     with pytest.raises(ValueError, match='unknown preset keys'):
         presets.make_preset('smoke', dict(epoch=3))
+    # a scale key resizes the configs (here: the schedule) from --set
+    p = presets.make_preset('cpu', dict(epochs=4))
+    assert p['scale'] == dict(epochs=4)
+    cfg = _config('folk', p['scale'])
+    assert cfg.train_cfg.max_epochs == cfg.param_scheduler[1]['end'] == 4
     assert presets.parse_set(['lr=1e-3', 'ratios=(0.1,0.2)', 'x=abc']) == \
         dict(lr=1e-3, ratios=(0.1, 0.2), x='abc')
 
@@ -349,3 +354,36 @@ def test_replot_writes_the_docs_block(study, tmp_path):
             str(other)
         ])
     assert other.read_text() == 'no markers\n'
+
+
+def test_camvid_is_the_shipped_tiny_config():
+    """segment.py trains configs/benchmarks/segmentation's tiny CamVid
+    config with the study's sizes, on arrays decoded once."""
+    segment = _study('segment')
+    p = _study('study_configs').study_preset('smoke')
+    cfg = segment.runner_config(p, '/tmp/unused.pth', 0, '/tmp/unused',
+                                torch.device('cpu'))
+    assert osp.basename(segment.CONFIG) == \
+        'upernet_vit-tiny-p8_folk-pre_1xb4-200i_camvid-128x128.py'
+    assert cfg.model.type == 'EncoderDecoder'
+    assert cfg.model.pretrained == '/tmp/unused.pth'
+    assert cfg.model.backbone.embed_dims == p['embed']
+    assert cfg.model.backbone.out_indices == (0, 1, 2, 3)
+    assert cfg.model.decode_head.in_channels == [p['embed']] * 4
+    assert cfg.train_cfg.max_iters == p['seg_iters']
+    assert cfg.param_scheduler[1]['end'] == p['seg_iters']
+    assert any(h['type'] == 'PretrainedKeysCheckHook'
+               for h in cfg.custom_hooks)
+    train = cfg.train_dataloader.dataset
+    assert train.type == 'ArraySegDataset'
+    kinds = [t['type'] for t in train.pipeline]
+    assert kinds[0] == 'RandomResize' and 'LoadImageFromFile' not in kinds
+    assert 'PhotoMetricDistortion' in kinds  # the shipped pipeline
+    imgs = np.zeros((2, 6, 8, 3), np.uint8)
+    lbls = np.full((2, 6, 8), 255, np.uint8)
+    segment.register_seg_arrays('t', imgs, lbls)
+    info = segment.ArraySegDataset('t').get_data_info(1)
+    assert info['seg_fields'] == ['gt_seg_map']
+    assert info['gt_seg_map'].shape == (6, 8) and info['img_shape'] == (6, 8)
+    with pytest.raises(ValueError, match='labels'):
+        segment.register_seg_arrays('bad', imgs, lbls[:, :3])
