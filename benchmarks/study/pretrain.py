@@ -95,6 +95,7 @@ def pretrain(
     ``backbones``: ``main`` (the exported backbone: EMA teacher for FOLK,
     student for MFM) and, for FOLK, ``student``.
     """
+    from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
     if VARIANTS[variant]['algo'] is None:
         raise ValueError(f'{variant} has no pre-training')
@@ -109,15 +110,17 @@ def pretrain(
     bs = cfg.train_dataloader.batch_size
     epochs = cfg.train_cfg.max_epochs
     os.makedirs(work_dir, exist_ok=True)
-    runner = Runner.from_cfg(cfg)
-    common.quiet(runner)
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    runner.train()
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-    elapsed = time.perf_counter() - start
+    # the Runner makes its own scope current: restore the caller's after
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        runner = Runner.from_cfg(cfg)
+        common.quiet(runner)
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        runner.train()
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
     knn_hook = next(
         h for h in runner.hooks if type(h).__name__ == 'KNNMonitorHook')
     knn_time = 0.

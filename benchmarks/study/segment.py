@@ -157,8 +157,10 @@ def runner_config(p: dict, pretrained: str, seed: int, work_dir: str,
         iters + 1,  # validated once, after
     })
     warm, poly = cfg.param_scheduler
-    warm.end = poly.begin = warmup
+    warm.end = poly.begin = min(warmup, iters)
     poly.end = iters
+    if iters <= warmup:  # too short for the polynomial decay
+        cfg.param_scheduler = [warm]
     for split, key in (('train', 'seg_train'), ('val', 'seg_val')):
         loader = cfg[f'{split}_dataloader']
         pipeline = [

@@ -95,9 +95,11 @@ def apply_scale(cfg: Config, scale: dict) -> Config:
         warmup = max(1, round(epochs / 10))
         cfg.train_cfg.max_epochs = epochs
         warm, cosine = cfg.param_scheduler
-        warm.end = cosine.begin = warmup
+        warm.end = cosine.begin = min(warmup, epochs)
         cosine.end = epochs
         cosine.T_max = max(1, epochs - warmup)
+        if epochs <= warmup:  # too short for the cosine part
+            cfg.param_scheduler = [warm]
         if model.type == 'FOLK':
             model.distill_head.loss.warmup_epochs = warmup
     if 'batch' in scale:

@@ -387,3 +387,22 @@ def test_camvid_is_the_shipped_tiny_config():
     assert info['gt_seg_map'].shape == (6, 8) and info['img_shape'] == (6, 8)
     with pytest.raises(ValueError, match='labels'):
         segment.register_seg_arrays('bad', imgs, lbls[:, :3])
+
+
+def test_finetuning_is_the_shipped_tiny_config():
+    finetune = _study('finetune')
+    p = _study('study_configs').study_preset('smoke')
+    cfg = finetune.runner_cfg(p, '/tmp/unused.pth', 'tr', range(40), 'va', 3,
+                              0, '/tmp/unused', torch.device('cpu'))
+    assert osp.basename(finetune.CONFIG) == \
+        'vit-tiny-p8_folk-pre_1xb32-100i_imagenette128.py'
+    vit = cfg.model.backbone
+    assert (vit.arch.embed_dims, vit.img_size) == (p['embed'], p['img_size'])
+    assert vit.out_type == 'avg_featmap'  # the stated pooling
+    assert vit.init_cfg.checkpoint == '/tmp/unused.pth'
+    assert cfg.model.train_cfg is None  # no mixup / cutmix
+    assert cfg.train_cfg.max_iters == 3 * (40 // 16)
+    assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == \
+        p['ft_layer_decay']
+    assert cfg.optim_wrapper.type == 'OptimWrapper'  # CPU host
+    assert [h['type'] for h in cfg.custom_hooks] == ['PretrainedKeysCheckHook']
