@@ -9,7 +9,8 @@ photometric parameters; ``PackInputs`` carries them as meta keys and the
 model's :class:`FrequencyFilterPreprocessor` cuts the views, augments them
 batched, filters and normalises), MFM variants crop and flip in the workers
 without photometric augmentation, as ``configs/_base_/datasets/
-imagenet_bs128_mfm.py``; both read batches through ``pseudo_collate``. The
+imagenet_bs128_mfm.py`` (FOLK's batches through ``pseudo_collate``,
+MFM's stacked by ``default_collate``). The
 images are decoded once (:class:`arrays.ArrayDataset`); the schedule is
 MMEngine's ``LinearLR`` + ``CosineAnnealingLR``; the online k-NN curve
 comes from :class:`folk.engine.KNNMonitorHook` (teacher and student) and the

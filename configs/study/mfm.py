@@ -18,4 +18,7 @@ train_pipeline = [
     dict(type='RandomFrequencyFilter', filters=mfm_filters),
     dict(type='PackInputs', meta_keys=['freq_kind', 'freq_param'])
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+# crops in the workers: stacked batches, as the shipped MFM config
+train_dataloader = dict(
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(pipeline=train_pipeline))

@@ -193,10 +193,11 @@ def test_variants_are_config_overrides():
     assert built['dino'].head.loss_module.loss_weight == 0.0
     # the pre-training configs' route: FOLK's crops and photometric
     # augmentation on the device (their parameters packed), MFM's crop and
-    # flip in the workers, pseudo_collate for all
+    # flip in the workers, stacked by default_collate
     for name, cfg in cfgs.items():
         loader = cfg.train_dataloader
-        assert loader.collate_fn == dict(type='pseudo_collate'), name
+        collate = 'default_collate' if name == 'mfm' else 'pseudo_collate'
+        assert loader.collate_fn == dict(type=collate), name
         assert loader.dataset.type == 'ArrayDataset', name
         views = loader.dataset.pipeline[0]
         if name == 'mfm':
@@ -406,3 +407,24 @@ def test_finetuning_is_the_shipped_tiny_config():
         p['ft_layer_decay']
     assert cfg.optim_wrapper.type == 'OptimWrapper'  # CPU host
     assert [h['type'] for h in cfg.custom_hooks] == ['PretrainedKeysCheckHook']
+
+
+@pytest.mark.parametrize('name', ['folk', 'mfm'])
+def test_config_batches_reach_the_preprocessor(name):
+    """A batch of the variant's loader (pipeline + collate) is what its
+    FrequencyFilterPreprocessor takes (the worker-crop route of MFM needs
+    stacked views)."""
+    from mmengine.registry import FUNCTIONS
+    from mmpretrain.registry import MODELS
+    cfg = _config(name, presets.PRESETS['smoke']['scale'])
+    imgs = np.random.default_rng(0).integers(
+        0, 256, (4, 48, 48, 3), dtype=np.uint8)
+    arrays.register_arrays('study_train', imgs)
+    dataset = arrays.ArrayDataset(
+        'study_train', pipeline=cfg.train_dataloader.dataset.pipeline)
+    collate = FUNCTIONS.get(cfg.train_dataloader.collate_fn['type'])
+    pre = MODELS.build(cfg.data_preprocessor)
+    out = pre(collate([dataset[i] for i in range(4)]), training=True)
+    views = out['inputs']['views']
+    assert len(views) == (1 if name == 'mfm' else 2)
+    assert views[0].shape == (4, 3, 32, 32)
