@@ -12,7 +12,7 @@ DEMO_DATA ?= data/demo
 # what `make lint` / `make format` check (settings in setup.cfg)
 LINT_PATHS ?= setup.py projects configs tools tests benchmarks
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo demo-data test lint format clean
 
 $(STAMP): requirements.txt requirements/tests.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ demo:
 	@SHARED=$(SHARED) DEMO_DATA=$(DEMO_DATA) bash tools/demo.sh --check-data
 	$(MAKE) install
 	SHARED=$(SHARED) DEMO_DATA=$(DEMO_DATA) bash tools/demo.sh
+
+# the demo's data from the public archives (README.md, "Quick start");
+# DEMO_DATA_ARGS='--imagenette FILE --camvid FILE' reads local copies
+demo-data: install
+	$(PY) tools/dataset_converters/prepare_demo_data.py --out $(DEMO_DATA) $(DEMO_DATA_ARGS)
 
 test: install
 	$(PY) -m pytest tests

@@ -35,7 +35,6 @@ import math
 import os
 import os.path as osp
 import platform
-import sys
 import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Tuple
@@ -43,11 +42,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 import torch
+from benchmark_report import write_report
 from PIL import Image
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from benchmark_report import write_report  # noqa: E402
 
 CAMVID = osp.join(REPO, '..', 'shared', 'data', 'camvid', 'images', 'train')
 CROP = 224

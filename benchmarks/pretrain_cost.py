@@ -31,7 +31,7 @@ measures the real thing where a GPU is available.
 
 Examples::
 
-    # the issue's setting: ViT-B/16, 224 px, 128 images, bf16
+    # the headline setting: ViT-B/16, 224 px, 128 images, bf16
     python benchmarks/pretrain_cost.py --out \\
         benchmarks/results/pretrain_cost_vit-b_bf16.json
 """

@@ -10,12 +10,14 @@ frequency filter
 (data preprocessor), the model and the optimizer step, through the same
 ``model.train_step`` + optim wrapper path the Runner uses. The supervised
 step is plain PyTorch: backbone + linear head, cross-entropy, AdamW.
-Peak memory (CUDA) is ``max_memory_allocated`` during the method's build
-and steps, minus what was still allocated before it started.
+The methods take turns (A B A B ...; ``--rounds``), so that machine load
+cannot decide their ratio. Peak memory (CUDA) is ``max_memory_allocated``
+during the method's timed rounds, minus what was allocated when each round
+started (the other methods' models and optimizers).
 
 Examples::
 
-    # GPU, the issue's setting (ViT-B/16, 224 px, 128 images, bf16)
+    # GPU, the headline setting (ViT-B/16, 224 px, 128 images, bf16)
     python benchmarks/pretrain_throughput.py --arch b --batch 128
     # CPU smoke run
     python benchmarks/pretrain_throughput.py --arch tiny --img-size 64 \\
@@ -234,36 +236,67 @@ def make_step(method, model, args, device, clip=True):
     return step, data['inputs']
 
 
-def measure(method, args, device):
+def _sync(device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def measure(methods, args, device):
+    """Time ``methods`` taking turns (A B A B ...) for ``args.rounds``
+    rounds of ``args.iters`` steps each, so that a change of machine load
+    during the run falls on every method alike.
+
+    Every method's model and optimizer are built (and warmed up) first and
+    stay alive; its peak memory (CUDA) is the largest
+    ``max_memory_allocated`` over its own rounds minus what was allocated
+    when each round started (the other methods' models).
+
+    Returns:
+        list[dict]: One row per method: images/s and ms per step over all
+        its rounds, ``round_ms`` (ms per step of each round) and the peak.
+    """
     MessageHub.get_current_instance().update_info('max_iters', 10**6)
-    torch.manual_seed(0)
-    gc.collect()  # the previous method's model and optimizer
-    held = 0
-    if device.type == 'cuda':
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        held = torch.cuda.memory_allocated()  # not this method's
-    keep_alive = build_model(method, args).to(device)
-    step, _ = make_step(method, keep_alive, args, device)
-    for _ in range(args.warmup):
-        step()
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(args.iters):
-        step()
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-    elapsed = time.perf_counter() - start
-    peak = ((torch.cuda.max_memory_allocated() - held) /
-            2**30 if device.type == 'cuda' else float('nan'))
-    del keep_alive, step
-    return dict(
-        method=method,
-        images_per_s=args.batch * args.iters / elapsed,
-        step_ms=1000 * elapsed / args.iters,
-        peak_mem_gib=peak,
-        held_before_gib=held / 2**30)
+    steps, keep_alive = {}, []
+    for method in methods:
+        torch.manual_seed(0)
+        model = build_model(method, args).to(device)
+        step, _ = make_step(method, model, args, device)
+        for _ in range(args.warmup):
+            step()
+        steps[method] = step
+        keep_alive.append(model)
+    gc.collect()
+    elapsed = {m: [] for m in methods}
+    peak = {m: float('nan') for m in methods}
+    for _ in range(args.rounds):
+        for method in methods:
+            held = 0
+            if device.type == 'cuda':
+                torch.cuda.reset_peak_memory_stats()
+                held = torch.cuda.memory_allocated()
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(args.iters):
+                steps[method]()
+            _sync(device)
+            elapsed[method].append(time.perf_counter() - start)
+            if device.type == 'cuda':
+                used = (torch.cuda.max_memory_allocated() - held) / 2**30
+                peak[method] = used if peak[method] != peak[method] else max(
+                    peak[method], used)
+    rows = []
+    for method in methods:
+        total = sum(elapsed[method])
+        n = args.iters * args.rounds
+        rows.append(
+            dict(
+                method=method,
+                images_per_s=args.batch * n / total,
+                step_ms=1000 * total / n,
+                round_ms=[1000 * t / args.iters for t in elapsed[method]],
+                peak_mem_gib=peak[method]))
+    del keep_alive, steps
+    return rows
 
 
 def main():
@@ -273,7 +306,13 @@ def main():
     p.add_argument('--patch', type=int, default=16)
     p.add_argument('--batch', type=int, default=128)
     p.add_argument('--out-dim', type=int, default=65536)
-    p.add_argument('--iters', type=int, default=20)
+    p.add_argument(
+        '--iters', type=int, default=20, help='timed steps per round')
+    p.add_argument(
+        '--rounds',
+        type=int,
+        default=2,
+        help='rounds in which the methods take turns (A B A B ...)')
     p.add_argument('--warmup', type=int, default=5)
     p.add_argument('--dtype', choices=['bf16', 'fp16', 'fp32'], default='bf16')
     p.add_argument(
@@ -296,7 +335,7 @@ def main():
     p.add_argument('--out', default=None, help='JSON output path')
     args = p.parse_args()
     device = torch.device(args.device)
-    rows = [measure(m, args, device) for m in args.methods.split(',')]
+    rows = measure(args.methods.split(','), args, device)
     base = next((r for r in rows if r['method'] == 'supervised'), None)
     for r in rows:
         r['ratio_vs_supervised'] = (
@@ -304,20 +343,26 @@ def main():
     name = (
         torch.cuda.get_device_name(device) if device.type == 'cuda' else
         platform.processor() or platform.machine())
+    # the CPU path trains in float32 whatever --dtype says (make_optim)
+    dtype = args.dtype if device.type == 'cuda' else 'fp32'
     header = (f'device: {name} ({device.type}), arch {args.arch}, '
               f'{args.img_size} px, patch {args.patch}, batch {args.batch}, '
-              f'dtype {args.dtype if device.type == "cuda" else "fp32"}, '
-              f'compile {args.compile}, iters {args.iters}')
+              f'dtype {dtype}, compile {args.compile}, {args.rounds} rounds '
+              f'of {args.iters} steps, methods taking turns')
     lines = [
-        header, '', '| method | images/s | step (ms) | ratio vs supervised | '
-        'peak memory (GiB) |', '|---|---|---|---|---|'
+        header, '', '| method | images/s | step (ms) | ms per round | '
+        'ratio vs supervised | peak memory (GiB) |',
+        '|---|---|---|---|---|---|'
     ]
     for r in rows:
+        per_round = ' / '.join(f'{ms:.0f}' for ms in r['round_ms'])
         lines.append(f"| {r['method']} | {r['images_per_s']:.1f} | "
-                     f"{r['step_ms']:.1f} | {r['ratio_vs_supervised']:.3f} | "
+                     f"{r['step_ms']:.1f} | {per_round} | "
+                     f"{r['ratio_vs_supervised']:.3f} | "
                      f"{r['peak_mem_gib']:.2f} |")
     table = '\n'.join(lines)
-    write_report(args.out, dict(config=vars(args), device=name, rows=rows),
+    write_report(args.out,
+                 dict(config=vars(args), dtype=dtype, device=name, rows=rows),
                  table)
 
 

@@ -79,3 +79,14 @@ def test_panel_grid_saved_png(tmp_path, colors):
         assert im.mode == ('P' if colors else 'RGBA')
         if colors:
             assert len(im.getcolors()) <= colors
+
+
+def test_check_output_never_replaces_a_tracked_file(repo_root, tmp_path):
+    from folk.visualization import check_output, tracked_by_git
+    figure = osp.join(repo_root, 'docs', 'img', 'frequency_masks.png')
+    assert tracked_by_git(figure)
+    with pytest.raises(FileExistsError, match='--overwrite'):
+        check_output(figure)
+    assert check_output(figure, overwrite=True) == figure
+    new = str(tmp_path / 'x.png')
+    assert not tracked_by_git(new) and check_output(new) == new

@@ -24,7 +24,10 @@ else
 No demo data: neither $SHARED/data nor $DEMO_DATA holds imagenette128/ and
 camvid/. Make it (downloads Imagenette 160 px and SegNet's CamVid) with:
 
-    python tools/dataset_converters/prepare_demo_data.py --out $DEMO_DATA
+    make demo-data DEMO_DATA=$DEMO_DATA
+
+(the same as: python tools/dataset_converters/prepare_demo_data.py --out $DEMO_DATA
+in an environment with requirements.txt installed)
 
 then run make demo again (README.md, "Quick start").
 EOF

@@ -10,9 +10,13 @@ with four columns: the original image, its log-magnitude spectrum
 
 Usage::
 
-    python tools/visualize_frequency_masks.py                  # 3 val images
-    python tools/visualize_frequency_masks.py a.jpg b.png --size 224 \
-        --out docs/img/frequency_masks.png
+    # 3 val images -> work_dirs/frequency_masks.png
+    python tools/visualize_frequency_masks.py
+    python tools/visualize_frequency_masks.py a.jpg b.png --size 224
+
+The figure of the docs (``docs/img/frequency_masks.png``) is the first
+three images of ``val.txt`` at 224 px; redrawing it needs ``--overwrite``,
+as the tools never replace a file that git tracks by default.
 """
 import argparse
 import os.path as osp
@@ -22,7 +26,8 @@ import numpy as np
 import torch
 
 from folk.frequency import filter_images, kind_to_index, mfm_radius
-from folk.visualization import add_figure_args, default_images
+from folk.visualization import (add_image_args, add_output_args, check_output,
+                                default_images)
 from folk.visualization import figure_inches as _figure_inches
 from folk.visualization import (label_row, load_rgb01, log_spectrum,
                                 panel_grid, save_figure)
@@ -33,7 +38,7 @@ RATIOS = (0.005, 0.01, 0.05)
 COLUMNS = ('original', 'log |FFT| (shifted)', 'keep mask (shifted)',
            'filtered')
 DEFAULT_DATA_ROOT = osp.join(REPO, '..', 'shared', 'data', 'imagenette128')
-DEFAULT_OUT = osp.join(REPO, 'docs', 'img', 'frequency_masks.png')
+DEFAULT_OUT = 'work_dirs/frequency_masks.png'
 #: Figure margins in inches: left (row labels) and top (column titles).
 LABEL_W, TITLE_H = 1.3, 0.35
 
@@ -41,32 +46,8 @@ LABEL_W, TITLE_H = 1.3, 0.35
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Draw Com / RCom / low-pass / high-pass frequency masks.')
-    parser.add_argument(
-        'images',
-        nargs='*',
-        help='image files (default: one val image of each of the first '
-        '--num classes in --data-root)')
-    parser.add_argument(
-        '--data-root',
-        default=DEFAULT_DATA_ROOT,
-        help='Imagenette folder with val.txt (default: '
-        '../shared/data/imagenette128 beside the repo)')
-    parser.add_argument(
-        '--num',
-        type=int,
-        default=3,
-        help='images taken from val.txt (default: 3)')
-    parser.add_argument(
-        '--size',
-        type=int,
-        default=None,
-        help='resize every image to size x size first')
-    parser.add_argument(
-        '--out',
-        default=DEFAULT_OUT,
-        help='output PNG (default: docs/img/'
-        'frequency_masks.png)')
-    add_figure_args(parser, panel=1.25)
+    add_image_args(parser, DEFAULT_DATA_ROOT, num=3)
+    add_output_args(parser, DEFAULT_OUT, panel=1.25)
     return parser.parse_args(argv)
 
 
@@ -151,6 +132,7 @@ def render(paths: Sequence[str],
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
+    check_output(args.out, args.overwrite)
     paths = args.images or default_images(args.data_root, args.num)
     info = render(
         paths,

@@ -1,17 +1,16 @@
-"""Linear probe on frozen [CLS] features.
+"""Linear probe on frozen features ([CLS] token and mean patch token).
 
 The features are those of ``knn.py`` (evaluation pipeline, no
-augmentation); a BatchNorm without affine parameters followed by a linear
-layer is trained with AdamW and a cosine schedule (DINO / MAE use a
-BatchNorm before the linear head; a few epochs on cached features instead
-of LARS for 90 epochs on augmented crops).
+augmentation, both poolings); a BatchNorm without affine parameters
+followed by a linear layer is trained with AdamW and a cosine schedule
+(DINO / MAE use a BatchNorm before the linear head; a few epochs on
+cached features instead of LARS for 90 epochs on augmented crops).
 
 Run alone::
 
     python benchmarks/study/linear.py --preset smoke \\
         --weights work_dirs/study/folk_smoke/backbones.pth
 """
-import argparse
 import math
 from typing import Dict, List, Optional, Tuple
 
@@ -19,7 +18,9 @@ import common
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from common import NUM_CLASSES, log
+from common import log
+from knn import POOLINGS, extract_features
+from sources import NUM_CLASSES, load_data
 
 
 def linear_probe(features: Tuple[torch.Tensor, ...], p: dict,
@@ -55,28 +56,20 @@ def linear_probe(features: Tuple[torch.Tensor, ...], p: dict,
         return (head(val_f).argmax(1) == val_y).float().mean().item()
 
 
-def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument(
-        '--preset', default='cpu', choices=sorted(common.PRESETS))
-    parser.add_argument('--weights', required=True)
-    parser.add_argument('--data', default='auto')
-    parser.add_argument('--device', default=None)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE')
+def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
+    parser = common.script_parser(__doc__, weights=True)
     args = parser.parse_args(argv)
-    common.quiet_logging()
-    from knn import extract_features
-    from pretrain import load_data
-    p = common.make_preset(args.preset, common.parse_set(args.set))
-    device = torch.device(
-        args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    p, device = common.setup(parser, args)
     data = load_data(p, args.data)
     out = {}
-    for name, weights in torch.load(args.weights).items():
+    for name, weights in common.load_weights(args.weights).items():
         feats = extract_features(weights, p, data, device)
-        out[name] = linear_probe(feats, p, args.seed)
-        log(f'linear probe top-1 of {name}: {out[name]:.4f}')
+        out[name] = {
+            pool: linear_probe(feats[pool], p, args.seed)
+            for pool in POOLINGS
+        }
+        log(f'linear probe top-1 of {name}: ' +
+            ', '.join(f'{pool} {acc:.4f}' for pool, acc in out[name].items()))
     return out
 
 

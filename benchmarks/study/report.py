@@ -3,9 +3,9 @@ import os.path as osp
 from typing import List, Optional
 
 import numpy as np
-from common import METRIC_NAMES, METRICS, VARIANTS
+from presets import METRIC_NAMES, METRICS, VARIANTS
 
-#: The issue's targets: (variant, metric, reference, margin in points).
+#: The study's targets: (variant, metric, reference, margin in points).
 TARGETS = (
     ('folk', 'knn', 'scratch', 10.0),
     ('folk', 'linear', 'scratch', 10.0),
@@ -28,16 +28,18 @@ def fmt(s: Optional[dict], pct: bool = True, digits: int = 1) -> str:
 
 def table(results: dict) -> str:
     """Markdown table: one row per variant (mean ± std over seeds)."""
-    head = ('| variant | seeds | k-NN | k-NN (student) | linear | ft-10% | '
+    head = ('| variant | seeds | k-NN [CLS] | k-NN patch mean | '
+            'k-NN (student) | linear [CLS] | linear patch mean | ft-10% | '
             'ft-100% | CamVid mIoU | final loss_freq | final loss_distill | '
             'pre-train (min) |')
-    lines = [head, '|' + '---|' * 11]
+    lines = [head, '|' + '---|' * 13]
     for name, r in results['variants'].items():
         s = r.get('summary', {})
         pt = s.get('pretrain_time_s')
         lines.append(f'| {r["label"]} | {len(r["seeds"])} | ' + ' | '.join(
-            fmt(s.get(m)) for m in ('knn', 'knn_student', 'linear', 'ft10',
-                                    'ft100', 'miou')) + ' | ' +
+            fmt(s.get(m))
+            for m in ('knn', 'knn_patch', 'knn_student', 'linear',
+                      'linear_patch', 'ft10', 'ft100', 'miou')) + ' | ' +
                      fmt(s.get('final_loss_freq'), False, 4) + ' | ' +
                      fmt(s.get('final_loss_distill'), False, 4) + ' | ' +
                      (f'{pt["mean"] / 60:.1f}' if pt else '-') + ' |')
@@ -144,7 +146,7 @@ def plot(results: dict, path: str) -> None:
                     c['loss_distill'],
                     color=colors[name],
                     label=r['label'] if i == 0 else None)
-            if c.get('loss_freq') and VARIANTS[name].get('freq_weight'):
+            if c.get('loss_freq') and any(c['loss_freq']):
                 ax.plot(
                     c['iter'],
                     c['loss_freq'],
@@ -183,6 +185,26 @@ def plot(results: dict, path: str) -> None:
     plt.close(fig)
 
 
+def _poolings(results: dict) -> str:
+    runs = [
+        run for v in results['variants'].values()
+        for run in v['seeds'].values()
+    ]
+    if any(run.get('knn_patch') is not None for run in runs):
+        frozen = ('k-NN and linear probe read the [CLS] token and the mean '
+                  'of the patch tokens (MFM-type variants never train the '
+                  '[CLS] token); ')
+    else:
+        frozen = ('k-NN and linear probe read the [CLS] token (this run has '
+                  'no patch-mean columns); ')
+    return frozen + 'fine-tuning and segmentation use the patch tokens. '
+
+
+def _configs(results: dict) -> str:
+    configs = sorted(set(results.get('configs', {}).values()))
+    return f' (configs: {", ".join(configs)})' if configs else ''
+
+
 def markdown(results: dict) -> str:
     """The whole ``.md`` report."""
     p, hw, d = results['config'], results['hardware'], results['data']
@@ -202,15 +224,15 @@ def markdown(results: dict) -> str:
         f'{p["batch"]}, lr {p["lr"]:g}, teacher momentum '
         f'{p["teacher_momentum"]:g} -> {p["teacher_momentum_end"]:g}, '
         f'{p["out_dim"]} prototypes, teacher temperature '
-        f'{p["teacher_temp"]:g}, frequency-loss weight '
-        f'{p.get("freq_loss_weight", 1.0):g}, prototypes frozen for '
-        f'{p.get("freeze_last_layer", 0):g} epoch(s). Accuracies: top-1 on '
+        f'{p["teacher_temp"]:g}' + _configs(results) +
+        '. Accuracies: top-1 on '
         f'{d["imagenette"]["val"]} Imagenette val images; mIoU on '
         f'{d["camvid"]["val"]} CamVid val images; in %, mean ± std over '
         'seeds. FOLK-type variants are evaluated with the EMA teacher '
-        '(k-NN of the student beside it), MFM-type ones with the student. '
+        '(k-NN of the student beside it), MFM-type ones with the student. ' +
+        _poolings(results) +
         'Losses: mean of the last 10 % of the logged values.\n\n' +
-        table(results) + '\n\nTargets (issue 16; means):\n\n' +
+        table(results) + '\n\nTargets (means):\n\n' +
         targets_markdown(check_targets(results)) + '\n')
     return text
 

@@ -1,6 +1,7 @@
 """Imagenette study: every variant and seed with one command.
 
-Pre-trains each variant (``pretrain.py``), then evaluates the exported
+Pre-trains each variant from its config under ``configs/study/`` with
+MMEngine's Runner (``pretrain.py``), then evaluates the exported
 backbone with the same protocols for every variant (``knn.py``,
 ``linear.py``, ``finetune.py`` with 10 % and 100 % of the labels,
 ``segment.py`` on CamVid), and writes after every run (so a partial study
@@ -8,7 +9,7 @@ survives an interruption) ``<out-dir>/<prefix>.json`` (everything,
 repository-relative paths), ``.md`` (table, targets, command) and ``.png``
 (online k-NN vs epoch of every variant, losses, downstream bars).
 
-Variants (see ``common.VARIANTS``): ``folk``, ``dino`` (the same
+Variants (``configs/study/<name>.py``): ``folk``, ``dino`` (the same
 distillation on unfiltered views, no frequency loss), ``folk_nofreqloss``
 (filtered student, distillation only), ``folk_nodistill`` (frequency loss
 on FOLK's filtered views, no distillation), ``mfm`` and ``scratch``
@@ -24,12 +25,13 @@ Examples::
     python benchmarks/study/run_study.py --preset gpu
     # seconds (the tests)
     python benchmarks/study/run_study.py --preset smoke --out-dir /tmp/s
-    # override preset keys; redraw the report of a finished run
-    python benchmarks/study/run_study.py --preset cpu --set epochs=4 lr=1e-3
+    # override config keys of every variant, or preset keys; redraw the
+    # report of a finished run
+    python benchmarks/study/run_study.py --preset cpu --set epochs=4 \\
+        --cfg-options optim_wrapper.optimizer.lr=5e-4
     python benchmarks/study/run_study.py \\
         --replot benchmarks/results/imagenette_study_cpu.json
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -38,34 +40,44 @@ import sys
 import time
 from typing import List, Optional
 
+import builders
 import common
 import report
-import torch
-from common import METRICS, VARIANTS, log
+from common import log
 from finetune import few_indices, finetune
 from knn import extract_features, knn_accuracy
 from linear import linear_probe
-from pretrain import load_data, pretrain, variant_filters
-from segment import load_camvid, segmentation
+from presets import METRICS, VARIANTS
+from pretrain import pretrain
+from segment import segmentation
+from sources import REPO, load_camvid_preset, load_data
+from study_configs import variant_config, variant_config_path, variant_filters
 
 MULTI_SEED = ('folk', 'scratch')
 
 
 def evaluate(backbones: dict, p: dict, data: dict, cam: dict, few: list,
              seed: int, device, tag: str, work_dir: str) -> dict:
-    """Every protocol on the ``main`` backbone (k-NN also on ``student``)."""
+    """Every protocol on the ``main`` backbone (k-NN also on ``student``).
+
+    k-NN and linear probe read the [CLS] token (``knn``, ``linear``) and the
+    mean patch token (``knn_patch``, ``linear_patch``); fine-tuning pools
+    the patch tokens (``finetune.py``).
+    """
     res, times = {}, {}
     t = time.perf_counter()
     feats = extract_features(backbones['main'], p, data, device)
-    res['knn'] = knn_accuracy(feats, p)
-    res['linear'] = linear_probe(feats, p, seed)
+    for pool, suffix in (('cls', ''), ('patch', '_patch')):
+        res['knn' + suffix] = knn_accuracy(feats[pool], p)
+        res['linear' + suffix] = linear_probe(feats[pool], p, seed)
     res['knn_student'] = None
     if 'student' in backbones:
         res['knn_student'] = knn_accuracy(
-            extract_features(backbones['student'], p, data, device), p)
+            extract_features(backbones['student'], p, data, device)['cls'], p)
     times['knn_linear'] = time.perf_counter() - t
-    log(f'{tag}: k-NN {res["knn"]:.4f} (student {res["knn_student"]}), '
-        f'linear {res["linear"]:.4f}')
+    log(f'{tag}: k-NN {res["knn"]:.4f} / patch {res["knn_patch"]:.4f} '
+        f'(student {res["knn_student"]}), linear {res["linear"]:.4f} / '
+        f'patch {res["linear_patch"]:.4f}')
     res.update(ft10=None, ft100=None, miou=None)
     if p['evals'] == 'all':
         for key, idx, epochs in (('ft10', few, p['ft10_epochs']),
@@ -79,7 +91,7 @@ def evaluate(backbones: dict, p: dict, data: dict, cam: dict, few: list,
             log(f'{tag}: {key} {res[key]:.4f} ({times[key]:.0f}s)')
         t = time.perf_counter()
         res['miou'] = segmentation(backbones['main'], p, cam, seed, device,
-                                   tag)
+                                   tag, osp.join(work_dir, 'camvid'))
         times['camvid'] = time.perf_counter() - t
         log(f'{tag}: CamVid mIoU {res["miou"]:.4f} ({times["camvid"]:.0f}s)')
     res['eval_time_s'] = times
@@ -118,9 +130,7 @@ def schedule(variants: List[str], p: dict) -> List[tuple]:
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument(
-        '--preset', choices=sorted(common.PRESETS), default='cpu')
+    parser = common.script_parser(__doc__, seed=False, cfg_options=True)
     parser.add_argument(
         '--variants',
         default=','.join([
@@ -135,20 +145,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
         '"seeds" for folk and scratch, "seeds_single" for the '
         'others)')
     parser.add_argument(
-        '--data',
-        default='auto',
-        help='imagenette64.zip or an imagenette folder')
-    parser.add_argument(
         '--camvid', default='auto', help='camvid240.zip or a camvid folder')
-    parser.add_argument('--device', default=None)
     parser.add_argument(
-        '--threads',
-        type=int,
-        default=None,
-        help='CPU threads (default: 1 when the machine is '
-        'busy, else all cores)')
-    parser.add_argument(
-        '--out-dir', default=osp.join(common.REPO, 'benchmarks', 'results'))
+        '--out-dir', default=osp.join(REPO, 'benchmarks', 'results'))
     parser.add_argument(
         '--prefix',
         default=None,
@@ -156,14 +155,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     parser.add_argument(
         '--work-dir',
         default=None,
-        help='runner folders (default work_dirs/study/'
-        'PREFIX)')
-    parser.add_argument(
-        '--set',
-        nargs='*',
-        default=[],
-        metavar='KEY=VALUE',
-        help='override preset keys, e.g. epochs=5')
+        help='runner folders (default work_dirs/study/PREFIX)')
     parser.add_argument(
         '--docs',
         default=None,
@@ -174,10 +166,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
         '--replot',
         metavar='JSON',
         default=None,
-        help='rewrite the .md and .png of a run from its '
-        'JSON')
+        help='rewrite the .md and .png of a run from its JSON')
     args = parser.parse_args(argv)
-    common.quiet_logging()
     if args.replot:
         with open(args.replot) as f:
             results = json.load(f)
@@ -187,27 +177,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
             parser.error(f'no study result markers in {args.docs}')
         print(report.table(results))
         return results
-    try:
-        p = common.make_preset(args.preset, common.parse_set(args.set))
-    except ValueError as err:
-        parser.error(str(err))
+    p, device = common.setup(parser, args)
     if args.seeds is not None:
         p['seeds'] = p['seeds_single'] = args.seeds
     variants = [v for v in args.variants.split(',') if v]
     bad = [v for v in variants if v not in VARIANTS]
     if bad:
         parser.error(f'unknown variants {bad}; choose from {list(VARIANTS)}')
-    device = torch.device(
-        args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    if device.type == 'cuda':
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    common.set_threads(args.threads, device)
     prefix = args.prefix or f'imagenette_study_{args.preset}'
     os.makedirs(args.out_dir, exist_ok=True)
     stem = osp.join(args.out_dir, prefix)
-    work_dir = args.work_dir or osp.join(common.REPO, 'work_dirs', 'study',
-                                         prefix)
+    work_dir = args.work_dir or osp.join(REPO, 'work_dirs', 'study', prefix)
     wall0 = time.perf_counter()
     hw = common.hardware(device)
     command = 'python ' + ' '.join(
@@ -218,7 +198,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
     t = time.perf_counter()
     data = load_data(p, args.data)
-    cam = load_camvid(p, args.camvid) if p['evals'] == 'all' else dict(
+    cam = load_camvid_preset(p, args.camvid) if p['evals'] == 'all' else dict(
         source=None, train=dict(images=[]), val=dict(images=[]))
     few = few_indices(data, 0.1)
     data_time = time.perf_counter() - t
@@ -233,9 +213,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
         variants_run=variants,
         variant_specs={k: dict(VARIANTS[k])
                        for k in variants},
+        configs={k: common.rel(variant_config_path(k))
+                 for k in variants},
+        cfg_options=args.cfg_options,
         filters={
-            k: variant_filters(VARIANTS[k]['filters'], p['img_size'],
-                               p['ratios'])
+            k:
+            variant_filters(variant_config(k, p['scale'], args.cfg_options))
             for k in variants if VARIANTS[k]['algo']
         },
         hardware=hw,
@@ -270,10 +253,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 curves={},
                 knn_curve=[],
                 weights='random')
-            backbones = dict(main=common.random_backbone(p, seed))
+            backbones = dict(main=builders.random_backbone(p, seed))
         else:
             run, backbones = pretrain(name, p, data, seed, device,
-                                      osp.join(run_dir, 'pretrain'))
+                                      osp.join(run_dir, 'pretrain'),
+                                      args.cfg_options)
             log(f'{tag}: pre-trained in {run["pretrain_time_s"]:.0f}s; '
                 'online k-NN ' +
                 ', '.join(f'{c["epoch"]:.0f}: ' +

@@ -1,146 +1,196 @@
 """CamVid semantic segmentation with a pre-trained backbone (mIoU on val).
 
-MMSeg's ``EncoderDecoder`` with MMSeg's ``VisionTransformer`` (weights
-converted with :func:`folk.downstream.to_mmseg`), ``Feature2Pyramid`` and
-``UPerHead`` (the BEiT / MAE protocol of the ADE20K configs at a tiny
-scale), trained in-process with ``model.train_step`` and the package's
-:class:`folk.downstream.ViTLayerDecayOptimizerConstructor`; whole-image
-inference, mIoU over the 11 classes from a confusion matrix.
-Simplified with respect to MMSeg's CamVid pipeline: one random scale
-(0.75-1.5) per batch, random crop and flip, no photometric distortion, no
-auxiliary FCN head, no slide inference.
+MMEngine's Runner trains the shipped tiny CamVid config
+(``configs/benchmarks/segmentation/upernet_vit-tiny-p8_folk-pre_1xb4-200i_
+camvid-128x128.py``: MMSeg's ``EncoderDecoder`` with its
+``VisionTransformer``, ``Feature2Pyramid``, ``UPerHead`` and the auxiliary
+FCN head, :class:`folk.downstream.ViTLayerDecayOptimizerConstructor`, the
+random resize / crop / flip / photometric pipeline, slide inference and
+``IoUMetric``) with the study's overrides: the study's backbone, the
+preset's image and crop sizes, iterations, batch, lr and head width, and
+CamVid decoded once into memory (:class:`ArraySegDataset`; the pipelines
+start after loading). The backbone weights are converted with
+:func:`folk.downstream.to_mmseg` and loaded by ``model.pretrained`` under
+:class:`folk.downstream.PretrainedKeysCheckHook`, as the config does.
 
 Run alone::
 
     python benchmarks/study/segment.py --preset smoke \\
         --weights work_dirs/study/folk_smoke/backbones.pth
 """
-import argparse
-import math
-from typing import Dict, List, Optional
+import os
+import os.path as osp
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import common
 import numpy as np
 import torch
-import torch.nn.functional as F
-from common import IGNORE, MEAN, SEG_CLASSES, STD, log
+from common import log
+from mmengine.config import Config
+from mmengine.dataset import BaseDataset
+from mmseg.registry import DATASETS
+from sources import REPO, load_camvid_preset
 
 from folk.downstream import to_mmseg
+from folk.engine import adapt_cfg_to_device
+
+CONFIG = osp.join(REPO, 'configs', 'benchmarks', 'segmentation',
+                  'upernet_vit-tiny-p8_folk-pre_1xb4-200i_camvid-128x128.py')
+
+_ARRAYS: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
 
 
-def seg_model_cfg(p: dict) -> dict:
-    """UperNet on the study's ViT (MMSeg config dict)."""
+@DATASETS.register_module(force=True)
+class ArraySegDataset(BaseDataset):
+    """Decoded images and label maps held in memory, served to MMSeg's
+    pipelines as ``LoadImageFromFile`` + ``LoadAnnotations`` leave them
+    (``img``: (H, W, 3) uint8 BGR, ``gt_seg_map``: (H, W) uint8, 255 =
+    ignored, ``seg_fields``).
+
+    Args:
+        key (str): Name given to :func:`register_seg_arrays`.
+        pipeline (list): Transforms after loading.
+        metainfo (dict, optional): ``classes`` (and ``palette``).
+    """
+
+    def __init__(self, key: str, pipeline: Sequence = (), **kwargs) -> None:
+        if key not in _ARRAYS:
+            raise KeyError(f'ArraySegDataset: no arrays registered as '
+                           f'{key!r} (known: {sorted(_ARRAYS)})')
+        self.key = key
+        kwargs.pop('reduce_zero_label', None)
+        kwargs.pop('ignore_index', None)
+        super().__init__(
+            ann_file='',
+            pipeline=list(pipeline),
+            serialize_data=False,
+            **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        return [dict(idx=i) for i in range(len(_ARRAYS[self.key][0]))]
+
+    def get_data_info(self, idx: int) -> dict:
+        info = super().get_data_info(idx)
+        images, labels = _ARRAYS[self.key]
+        img = images[info['idx']]
+        info.update(
+            img=img,
+            img_shape=img.shape[:2],
+            ori_shape=img.shape[:2],
+            gt_seg_map=labels[info['idx']],
+            seg_fields=['gt_seg_map'],
+            reduce_zero_label=False)
+        return info
+
+
+def register_seg_arrays(key: str, images: np.ndarray,
+                        labels: np.ndarray) -> str:
+    """Make CamVid arrays available to :class:`ArraySegDataset`."""
+    if images.shape[:3] != labels.shape or images.dtype != np.uint8:
+        raise ValueError(f'register_seg_arrays({key!r}): need (N, H, W, 3) '
+                         f'uint8 images and (N, H, W) labels, got '
+                         f'{images.shape} {images.dtype} and {labels.shape}')
+    _ARRAYS[key] = (images, labels)
+    return key
+
+
+def _out_indices(layers: int) -> Tuple[int, ...]:
+    """Four distinct blocks, the last one included (4 -> 0, 1, 2, 3;
+    6 -> 1, 2, 3, 5)."""
+    step = layers // 4
+    return tuple(layers - 1 - k * step for k in (3, 2, 1, 0))
+
+
+def runner_config(p: dict, pretrained: str, seed: int, work_dir: str,
+                  device) -> Config:
+    """The shipped tiny CamVid config with the study's overrides."""
     d, n = p['embed'], p['layers']
     if n < 4:
         raise ValueError('the CamVid UperNet needs a ViT with >= 4 layers')
     if p['ffn'] % d:
         raise ValueError('MMSeg ViT: ffn must be a multiple of embed')
-    # four distinct blocks, the last one included (4 -> 0,1,2,3; 6 -> 1,2,3,5)
-    out_indices = [
-        n - 1 - 3 * (n // 4), n - 1 - 2 * (n // 4), n - 1 - (n // 4), n - 1
-    ]
-    bn = dict(type='BN', requires_grad=True)
-    return dict(
-        type='EncoderDecoder',
-        data_preprocessor=dict(
-            type='SegDataPreProcessor',
-            mean=MEAN,
-            std=STD,
-            bgr_to_rgb=True,
-            pad_val=0,
-            seg_pad_val=IGNORE,
-            size=(p['seg_crop'], p['seg_crop'])),
-        backbone=dict(
-            type='VisionTransformer',
-            img_size=(p['img_size'], ) * 2,
-            patch_size=p['patch'],
-            in_channels=3,
-            embed_dims=d,
-            num_layers=n,
-            num_heads=p['heads'],
-            mlp_ratio=p['ffn'] // d,
-            out_indices=tuple(out_indices),
-            qkv_bias=True,
-            drop_rate=0.,
-            attn_drop_rate=0.,
-            drop_path_rate=0.1 if n >= 6 else 0.,
-            with_cls_token=True,
-            output_cls_token=False,
-            norm_cfg=dict(type='LN', eps=1e-6),
-            act_cfg=dict(type='GELU'),
-            patch_norm=False,
-            patch_bias=True,
-            pre_norm=False,
-            final_norm=True,
-            interpolate_mode='bicubic'),
-        # strides patch/2, patch, 2*patch, 4*patch (4/8/16/32 for patch 8)
-        neck=dict(
-            type='Feature2Pyramid',
-            embed_dim=d,
-            rescales=[2, 1, 0.5, 0.25],
-            norm_cfg=bn),
-        decode_head=dict(
-            type='UPerHead',
-            in_channels=[d] * 4,
-            in_index=[0, 1, 2, 3],
-            pool_scales=(1, 2, 3, 6),
-            channels=p['seg_channels'],
-            dropout_ratio=0.1,
-            num_classes=SEG_CLASSES,
-            norm_cfg=bn,
-            align_corners=False,
-            ignore_index=IGNORE,
-            loss_decode=dict(
-                type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-        train_cfg=dict(),
-        test_cfg=dict(mode='whole'))
-
-
-def seg_batch(imgs: np.ndarray,
-              lbls: np.ndarray,
-              bs: int,
-              crop: int,
-              rng: np.random.Generator,
-              scale=(0.75, 1.5)):
-    """A batch of random crops (one scale per batch) and flips.
-
-    Returns:
-        tuple[Tensor, Tensor]: (B, 3, crop, crop) uint8 BGR images and
-        (B, crop, crop) uint8 labels.
-    """
-    n, h, w = lbls.shape
-    s = rng.uniform(*scale)
-    rh, rw = min(h, round(crop / s)), min(w, round(crop / s))
-    sel = rng.integers(0, n, bs)
-    ys = rng.integers(0, h - rh + 1, bs)
-    xs = rng.integers(0, w - rw + 1, bs)
-    x = torch.stack([
-        torch.from_numpy(imgs[i, y:y + rh, xx:xx + rw])
-        for i, y, xx in zip(sel, ys, xs)
-    ]).permute(0, 3, 1, 2)
-    y = torch.stack([
-        torch.from_numpy(lbls[i, y:y + rh, xx:xx + rw])
-        for i, y, xx in zip(sel, ys, xs)
-    ])
-    if (rh, rw) != (crop, crop):
-        x = F.interpolate(
-            x.float(), (crop, crop), mode='bilinear',
-            align_corners=False).round().clamp(0, 255)
-        x = x.to(torch.uint8)
-        y = F.interpolate(
-            y[:, None].float(), (crop, crop),
-            mode='nearest')[:, 0].to(torch.uint8)
-    flip = torch.from_numpy(rng.random(bs) < 0.5)
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    y = torch.where(flip[:, None, None], y.flip(-1), y)
-    return x.contiguous(), y.contiguous()
-
-
-def _lr(it: int, total: int, base: float, warmup: int) -> float:
-    if it < warmup:
-        return base * (it + 1) / warmup
-    t = (it - warmup) / max(1, total - warmup)
-    return base * 0.5 * (1 + math.cos(math.pi * t))
+    crop = (p['seg_crop'], p['seg_crop'])
+    iters = p['seg_iters']
+    warmup = max(1, iters // 10)
+    cfg = Config.fromfile(CONFIG)
+    cfg.merge_from_dict({
+        'model.pretrained':
+        pretrained,
+        'model.data_preprocessor.size':
+        crop,
+        'model.backbone.img_size': (p['img_size'], ) * 2,
+        'model.backbone.patch_size':
+        p['patch'],
+        'model.backbone.embed_dims':
+        d,
+        'model.backbone.num_layers':
+        n,
+        'model.backbone.num_heads':
+        p['heads'],
+        'model.backbone.mlp_ratio':
+        p['ffn'] // d,
+        'model.backbone.out_indices':
+        _out_indices(n),
+        'model.neck.embed_dim':
+        d,
+        'model.decode_head.in_channels': [d] * 4,
+        'model.decode_head.channels':
+        p['seg_channels'],
+        'model.auxiliary_head.in_channels':
+        d,
+        'model.auxiliary_head.channels':
+        max(1, p['seg_channels'] // 2),
+        'model.test_cfg.crop_size':
+        crop,
+        'model.test_cfg.stride':
+        tuple(round(c * 2 / 3) for c in crop),
+        'optim_wrapper.optimizer.lr':
+        p['seg_lr'],
+        'optim_wrapper.paramwise_cfg.num_layers':
+        n,
+        'optim_wrapper.paramwise_cfg.layer_decay_rate':
+        p['seg_layer_decay'],
+        'train_cfg.max_iters':
+        iters,
+        'train_cfg.val_interval':
+        iters + 1,  # validated once, after
+    })
+    warm, poly = cfg.param_scheduler
+    warm.end = poly.begin = min(warmup, iters)
+    poly.end = iters
+    if iters <= warmup:  # too short for the polynomial decay
+        cfg.param_scheduler = [warm]
+    for split, key in (('train', 'seg_train'), ('val', 'seg_val')):
+        loader = cfg[f'{split}_dataloader']
+        pipeline = [
+            t for t in loader.dataset.pipeline
+            if t['type'] not in ('LoadImageFromFile', 'LoadAnnotations')
+        ]
+        for t in pipeline:
+            if t['type'] in ('RandomResize', 'Resize'):
+                t['scale'] = tuple(p['seg_size'])
+            if t['type'] == 'RandomCrop':
+                t['crop_size'] = crop
+        loader.dataset = dict(
+            type='ArraySegDataset',
+            key=key,
+            pipeline=pipeline,
+            metainfo=loader.dataset.metainfo)
+        loader.num_workers = 0
+        loader.persistent_workers = False
+    cfg.train_dataloader.batch_size = p['seg_batch']
+    cfg.train_dataloader.sampler = dict(
+        type='InfiniteSampler', shuffle=True, seed=seed)
+    cfg.default_hooks.checkpoint = None
+    cfg.default_hooks.logger = dict(
+        type='LoggerHook', interval=max(1, iters // 4))
+    cfg.work_dir = work_dir
+    cfg.experiment_name = f'camvid_{time.time_ns()}'
+    cfg.randomness = dict(seed=seed)
+    cfg.log_level = 'WARNING'
+    cfg.visualizer = dict(type='SegLocalVisualizer', vis_backends=[])
+    return adapt_cfg_to_device(cfg)
 
 
 def segmentation(weights: Dict[str, torch.Tensor],
@@ -148,117 +198,41 @@ def segmentation(weights: Dict[str, torch.Tensor],
                  cam: dict,
                  seed: int,
                  device,
-                 tag: str = '') -> float:
+                 tag: str = '',
+                 work_dir: Optional[str] = None) -> float:
     """mIoU (fraction) on CamVid val after training the UperNet."""
-    import mmseg.models  # noqa: F401  (registers the modules)
     from mmengine.registry import DefaultScope
-    from mmengine.structures import PixelData
-    from mmseg.registry import MODELS as SEG_MODELS
-    from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS
-    from mmseg.structures import SegDataSample
-
-    torch.manual_seed(seed)
+    from mmengine.runner import Runner
+    work_dir = work_dir or osp.join(REPO, 'work_dirs', 'study', 'camvid')
+    os.makedirs(work_dir, exist_ok=True)
+    pretrained = osp.join(work_dir, 'backbone_mmseg.pth')
+    torch.save(dict(state_dict=to_mmseg(weights)), pretrained)
+    register_seg_arrays('seg_train', cam['train']['images'],
+                        cam['train']['labels'])
+    register_seg_arrays('seg_val', cam['val']['images'], cam['val']['labels'])
+    cfg = runner_config(p, pretrained, seed, work_dir, device)
+    # the Runner makes its scope (mmseg) the current one: restore the
+    # caller's afterwards
     with DefaultScope.overwrite_default_scope('mmseg'):
-        model = SEG_MODELS.build(seg_model_cfg(p))
-    model.init_weights()
-    model.backbone.load_state_dict(to_mmseg(weights), strict=True)
-    model.to(device)
-    ow_cfg = dict(
-        type='AmpOptimWrapper' if device.type == 'cuda' else 'OptimWrapper',
-        optimizer=dict(
-            type='AdamW',
-            lr=p['seg_lr'],
-            betas=(0.9, 0.999),
-            weight_decay=0.05))
-    if device.type == 'cuda':
-        ow_cfg.update(dtype='bfloat16', loss_scale=1.0)
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        ow = OPTIM_WRAPPER_CONSTRUCTORS.build(
-            dict(
-                type='ViTLayerDecayOptimizerConstructor',
-                optim_wrapper_cfg=ow_cfg,
-                paramwise_cfg=dict(
-                    num_layers=p['layers'],
-                    layer_decay_rate=p['seg_layer_decay'])))(
-                        model)
-    rng = np.random.default_rng([seed, 4])
-    crop, iters = p['seg_crop'], p['seg_iters']
-    train = cam['train']
-    warmup = max(1, iters // 10)
-    model.train()
-    for it in range(iters):
-        lr = _lr(it, iters, p['seg_lr'], warmup)
-        for group in ow.optimizer.param_groups:
-            group['lr'] = lr * group.get('lr_scale', 1.0)
-        x, y = seg_batch(train['images'], train['labels'], p['seg_batch'],
-                         crop, rng)
-        samples = []
-        for lbl in y:
-            s = SegDataSample(
-                metainfo=dict(img_shape=(crop, crop), ori_shape=(crop, crop)))
-            s.gt_sem_seg = PixelData(data=lbl[None].long())
-            samples.append(s)
-        log_vars = model.train_step(
-            dict(inputs=list(x.unbind(0)), data_samples=samples), ow)
-    log(f'{tag} camvid {iters} it, last loss {log_vars["loss"].item():.4f}')
-    model.eval()
-    val = cam['val']
-    h, w = val['labels'].shape[-2:]
-    conf = torch.zeros(
-        SEG_CLASSES, SEG_CLASSES, dtype=torch.long, device=device)
-    mean = torch.tensor(MEAN, device=device)[None, :, None, None]
-    std = torch.tensor(STD, device=device)[None, :, None, None]
-    bs = max(1, p['eval_batch'] // 16)
-    with torch.no_grad():
-        for i in range(0, len(val['images']), bs):
-            x = torch.from_numpy(val['images'][i:i + bs]).to(device)
-            x = x.permute(0, 3, 1, 2).flip(1).float()  # BGR -> RGB
-            x = (x - mean) / std
-            metas = [
-                dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w))
-            ] * x.shape[0]
-            with torch.autocast(
-                    device.type,
-                    dtype=torch.bfloat16,
-                    enabled=device.type == 'cuda'):
-                logits = model.encode_decode(x, metas)
-            pred = logits.float().argmax(1)
-            gt = torch.from_numpy(val['labels'][i:i + bs]).to(device).long()
-            ok = gt != IGNORE
-            conf += torch.bincount(
-                gt[ok] * SEG_CLASSES + pred[ok],
-                minlength=SEG_CLASSES**2).view(SEG_CLASSES, SEG_CLASSES)
-    conf = conf.double().cpu()
-    inter = conf.diag()
-    union = conf.sum(0) + conf.sum(1) - inter
-    iou = inter / union  # NaN for classes absent from gt and prediction
-    return float(np.nanmean(iou.numpy())) if (union > 0).any() else 0.0
-
-
-def load_camvid(p: dict, camvid_arg: str = 'auto') -> dict:
-    path = common.find_source(camvid_arg, ['camvid240.zip', 'camvid'])
-    return common.load_camvid(path, tuple(p['seg_size']), p['seg_train_limit'],
-                              p['seg_val_limit'])
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        metrics = runner.val()
+    log(f'{tag} camvid {p["seg_iters"]} it, mIoU {metrics["mIoU"]:.2f}')
+    return float(metrics['mIoU']) / 100.
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = common.script_parser(__doc__, weights=True, data=False)
     parser.add_argument(
-        '--preset', default='cpu', choices=sorted(common.PRESETS))
-    parser.add_argument('--weights', required=True)
-    parser.add_argument('--camvid', default='auto')
-    parser.add_argument('--device', default=None)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE')
+        '--camvid', default='auto', help='camvid240.zip or a camvid folder')
+    parser.add_argument('--work-dir', default='work_dirs/study/camvid')
     args = parser.parse_args(argv)
-    common.quiet_logging()
-    p = common.make_preset(args.preset, common.parse_set(args.set))
-    device = torch.device(
-        args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    cam = load_camvid(p, args.camvid)
+    p, device = common.setup(parser, args)
+    cam = load_camvid_preset(p, args.camvid)
     out = {}
-    for name, weights in torch.load(args.weights).items():
-        out[name] = segmentation(weights, p, cam, args.seed, device, name)
+    for name, weights in common.load_weights(args.weights).items():
+        out[name] = segmentation(weights, p, cam, args.seed, device, name,
+                                 osp.join(args.work_dir, name))
         log(f'CamVid mIoU of {name}: {out[name]:.4f}')
     return out
 

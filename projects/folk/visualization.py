@@ -3,17 +3,100 @@
 Used by ``tools/visualize_frequency_masks.py`` and
 ``tools/analysis_tools/visualize_{attention,reconstruction}.py``: each draws
 a grid of square panels (one row per image or per image and filter, a label
-left of each row, column titles on top) and saves it as a small PNG.
+left of each row, column titles on top) and saves it as a small PNG. Their
+command lines share :func:`add_model_args`, :func:`add_image_args` and
+:func:`add_output_args`; none replaces a file that git tracks unless told
+to (:func:`check_output`).
 Matplotlib is imported only when a figure is drawn (``Agg`` backend).
 """
 import argparse
 import os
 import os.path as osp
+import subprocess
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 import torch
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """Add the positional ``config`` and ``checkpoint`` of a pre-training
+    run (call before :func:`add_image_args`: the images follow them)."""
+    parser.add_argument('config', help='pre-training config')
+    parser.add_argument('checkpoint', help='pre-training checkpoint')
+
+
+SIZE_HELP = 'resize every image to size x size first'
+
+
+def add_image_args(parser: argparse.ArgumentParser,
+                   data_root: str,
+                   num: int = 3,
+                   size_help: str = SIZE_HELP) -> None:
+    """Add the images drawn: positional ``images`` or the first val image
+    of each of ``--num`` classes of ``--data-root``; and ``--size``."""
+    parser.add_argument(
+        'images',
+        nargs='*',
+        help='image files (default: one val image of each of the first '
+        '--num classes in --data-root)')
+    parser.add_argument(
+        '--data-root',
+        default=data_root,
+        help='folder with val.txt (default: ../shared/data/imagenette128 '
+        'beside the repository)')
+    parser.add_argument(
+        '--num',
+        type=int,
+        default=num,
+        help=f'images taken from val.txt (default: {num})')
+    parser.add_argument('--size', type=int, default=None, help=size_help)
+
+
+def add_output_args(parser: argparse.ArgumentParser, out: str,
+                    panel: float) -> None:
+    """Add ``--out`` (default ``out``), ``--overwrite`` and the figure
+    options of :func:`add_figure_args`."""
+    parser.add_argument(
+        '--out', default=out, help=f'output PNG (default: {out})')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace --out even if git tracks it (e.g. a figure of the '
+        'docs)')
+    add_figure_args(parser, panel=panel)
+
+
+def tracked_by_git(path: str) -> bool:
+    """Whether ``path`` is a file that git tracks (False without git)."""
+    if not osp.isfile(path):
+        return False
+    try:
+        done = subprocess.run(
+            ['git', 'ls-files', '--error-unmatch',
+             osp.basename(path)],
+            cwd=osp.dirname(osp.abspath(path)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def check_output(path: str, overwrite: bool = False) -> str:
+    """``path``, unless it is a file that git tracks and ``overwrite`` is
+    not set: a picture tool never replaces a committed figure by default.
+
+    Raises:
+        FileExistsError: Naming the file and the option that allows it.
+    """
+    if not overwrite and tracked_by_git(path):
+        raise FileExistsError(
+            f'{path} is tracked by git; write elsewhere (--out) or pass '
+            '--overwrite to replace it')
+    return path
 
 
 def add_figure_args(parser: argparse.ArgumentParser,

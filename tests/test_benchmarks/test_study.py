@@ -10,8 +10,12 @@ import json
 import math
 import os.path as osp
 
+import arrays
+import builders
 import numpy as np
+import presets
 import pytest
+import sources
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -92,7 +96,8 @@ def test_every_run_has_every_metric(study):
     assert list(saved['variants']['dino']['seeds']) == ['0']
     for name, var in saved['variants'].items():
         for run in var['seeds'].values():
-            for metric in ('knn', 'linear', 'ft10', 'ft100', 'miou'):
+            for metric in ('knn', 'knn_patch', 'linear', 'linear_patch',
+                           'ft10', 'ft100', 'miou'):
                 assert _finite(run[metric]), (name, metric)
                 assert 0.0 <= run[metric] <= 1.0, (name, metric)
         s = var['summary']['knn']
@@ -107,22 +112,23 @@ def test_scratch_is_not_trained(study, imagenette_root):
     """Random init: no pre-training, and its k-NN is the package's k-NN of
     the seeded random backbone."""
     _, res, saved = study
-    common, knn = _study('common'), _study('knn')
-    from pretrain import load_data
+    knn = _study('knn')
     run = saved['variants']['scratch']['seeds']['1']
     assert run['pretrain_time_s'] == 0.0 and run['weights'] == 'random'
     assert run['knn_curve'] == [] and run['final_loss_freq'] is None
-    p = common.make_preset('smoke', res['config'])
+    p = dict(res['config'])
     packs = osp.join(osp.dirname(imagenette_root), 'packs', 'imagenette64.zip')
-    data = load_data(p, packs if osp.exists(packs) else imagenette_root)
-    weights = common.random_backbone(p, 1)
+    data = sources.load_data(p,
+                             packs if osp.exists(packs) else imagenette_root)
+    weights = builders.random_backbone(p, 1)
     feats = knn.extract_features(weights, p, data, torch.device('cpu'))
     from folk.evaluation import knn_top1
-    expected = knn_top1(*feats, num_classes=10, k=p['knn_k']) / 100.
-    assert run['knn'] == pytest.approx(expected)
+    for metric, pool in (('knn', 'cls'), ('knn_patch', 'patch')):
+        expected = knn_top1(*feats[pool], num_classes=10, k=p['knn_k']) / 100.
+        assert run[metric] == pytest.approx(expected)
     # the two random seeds are different networks
     key = 'layers.0.attn.qkv.weight'
-    assert not torch.equal(weights[key], common.random_backbone(p, 0)[key])
+    assert not torch.equal(weights[key], builders.random_backbone(p, 0)[key])
 
 
 def test_pretrained_runs_record_curves(study):
@@ -151,7 +157,7 @@ def test_markdown_reports_table_and_targets(study):
     for var in saved['variants'].values():
         assert var['label'] in md
     assert saved['command'] in md
-    assert 'FOLK k-NN >= No pre-training + 10' in md
+    assert 'FOLK k-NN [CLS] >= No pre-training + 10' in md
     # MFM was not run: its targets are reported as not measured
     assert 'not measured' in md
     rows = {(t['metric'], t['reference']): t for t in saved['targets']}
@@ -161,45 +167,53 @@ def test_markdown_reports_table_and_targets(study):
     assert rows[('knn', 'mfm')]['met'] is None
 
 
-def test_variant_models():
-    """Each control is the package's FOLK / MFM with one ingredient off."""
-    common, pretrain = _study('common'), _study('pretrain')
+def _config(name: str, scale=None):
+    return _study('study_configs').variant_config(name, scale)
+
+
+def test_variants_are_config_overrides():
+    """Each control is the package's FOLK / MFM with one ingredient off,
+    each a config under configs/study on the shipped bases."""
     from mmpretrain.registry import MODELS
-    p = common.make_preset('smoke')
-    built = {}
-    for name in ('folk', 'dino', 'folk_nofreqloss', 'folk_nodistill', 'mfm'):
-        built[name] = MODELS.build(pretrain.model_cfg(name, p, 10))
+    names = ('folk', 'dino', 'folk_nofreqloss', 'folk_nodistill', 'mfm',
+             'scratch')
+    for name in names:
+        assert osp.isfile(osp.join(REPO, 'configs', 'study', f'{name}.py'))
+    assert set(presets.VARIANTS) == set(names)
+    cfgs = {name: _config(name) for name in names}
+    built = {
+        name: MODELS.build(cfg.model)
+        for name, cfg in cfgs.items() if name != 'scratch'
+    }
     assert type(built['folk']).__name__ == 'FOLK'
     assert type(built['folk_nodistill']).__name__ == 'MFM'
+    assert type(built['mfm']).__name__ == 'MFM'
     assert built['folk'].head.loss_module.loss_weight == 1.0
     assert built['folk_nofreqloss'].head.loss_module.loss_weight == 0.0
     assert built['dino'].head.loss_module.loss_weight == 0.0
-    # preset knobs of the search: the frequency loss's weight beside the
-    # distillation (FOLK-type only), frozen prototypes, no photometric aug.
-    q = common.make_preset('smoke',
-                           dict(freq_loss_weight=0.1, freeze_last_layer=1.0))
-    folk = MODELS.build(pretrain.model_cfg('folk', q, 10))
-    assert folk.head.loss_module.loss_weight == pytest.approx(0.1)
-    assert folk.projector.freeze_last_layer == 1.0
-    mfm = MODELS.build(pretrain.model_cfg('folk_nodistill', q, 10))
-    assert mfm.head.loss_module.loss_weight == 1.0
-    for photometric in (True, False):
-        q = common.make_preset('smoke', dict(photometric=photometric))
-        views = {
-            name:
-            pretrain.runner_cfg(name, q, 0, '/tmp/unused', 't', 'b', 'q', 32,
-                                torch.device('cpu'))[0]['train_dataloader']
-            ['dataset']['pipeline'][0]
-            for name in ('folk', 'mfm')
-        }
-        assert views['folk']['photometric'] is photometric
-        assert views['mfm']['photometric'] is False  # MFM's recipe
+    # the pre-training configs' route: FOLK's crops and photometric
+    # augmentation on the device (their parameters packed), MFM's crop and
+    # flip in the workers, stacked by default_collate
+    for name, cfg in cfgs.items():
+        loader = cfg.train_dataloader
+        collate = 'default_collate' if name == 'mfm' else 'pseudo_collate'
+        assert loader.collate_fn == dict(type=collate), name
+        assert loader.dataset.type == 'ArrayDataset', name
+        views = loader.dataset.pipeline[0]
+        if name == 'mfm':
+            assert (views.photometric, views.num_views) == ('none', 1)
+            assert views.get('crop', 'cpu') == 'cpu'
+        else:
+            assert (views.photometric, views.crop) == ('device', 'device')
+            packed = loader.dataset.pipeline[-1].meta_keys
+            assert {'photometric_params', 'crop_params'} <= set(packed)
     # filters: DINO keeps every coefficient, the others use FOLK's / MFM's
-    keep = pretrain.variant_filters('keep', 32)
-    assert keep == [dict(kind='com', prob=1.0, ratios=(1.0, ))]
-    com = pretrain.variant_filters('com', 32)
-    assert {f['kind'] for f in com} == {'com', 'rcom'}
-    radial = pretrain.variant_filters('radial', 32)
+    sc = _study('study_configs')
+    assert sc.variant_filters(
+        cfgs['dino']) == [dict(kind='com', prob=1.0, ratios=(1.0, ))]
+    assert {f['kind']
+            for f in sc.variant_filters(cfgs['folk'])} == {'com', 'rcom'}
+    radial = sc.variant_filters(cfgs['mfm'])
     assert radial[0]['radius'] == pytest.approx(16 * 32 / 224)
     from folk.frequency import filter_images
     x = torch.rand(2, 3, 32, 32)
@@ -209,35 +223,86 @@ def test_variant_models():
     torch.testing.assert_close(out, x, atol=1e-5, rtol=0)
 
 
+def test_presets_resize_the_configs():
+    """The gpu preset resizes every size that follows the crop or width."""
+    sc = _study('study_configs')
+    scale = presets.PRESETS['gpu']['scale']
+    folk, mfm = _config('folk', scale), _config('mfm', scale)
+    assert sc.scale_of(folk) == dict(
+        img_size=64,
+        patch=8,
+        embed=192,
+        layers=6,
+        heads=3,
+        ffn=768,
+        epochs=20,
+        batch=256,
+        lr=5e-4,
+        teacher_momentum=0.996,
+        teacher_momentum_end=1.0,
+        out_dim=1024,
+        teacher_temp=0.04)
+    views = folk.train_dataloader.dataset.pipeline[0]
+    assert views.blur_sigma == pytest.approx((0.1 * 64 / 224, 2 * 64 / 224))
+    assert sc.variant_filters(mfm)[0]['radius'] == pytest.approx(16 * 64 / 224)
+    assert folk.model.neck.in_channels == folk.model.projector.in_channels \
+        == 192
+    assert folk.model.distill_head.loss.out_dim == 1024
+    knn = [h for h in folk.custom_hooks if h['type'] == 'KNNMonitorHook'][0]
+    assert knn['pipeline'][1]['crop_size'] == 64
+    assert folk.param_scheduler[1]['end'] == 20
+    from mmpretrain.registry import MODELS
+    model = MODELS.build(folk.model)
+    with torch.no_grad():
+        assert model.backbone(torch.rand(1, 3, 64,
+                                         64))[0].shape == (1, 65, 192)
+
+
+def test_runner_config_is_the_launchers_cpu_route():
+    pretrain = _study('pretrain')
+    p = presets.make_preset('smoke')
+    cfg, total = pretrain.runner_config(
+        _config('folk', p['scale']), 'folk', p, 3, '/tmp/unused', 40,
+        torch.device('cpu'))
+    assert cfg.train_dataloader.batch_size == 16 and total == 2 * 2
+    assert cfg.randomness == dict(seed=3)
+    assert cfg.train_dataloader.sampler.seed == 3
+    # folk.engine.adapt_cfg_to_device, as tools/train.py on a CPU host
+    assert cfg.optim_wrapper.type == 'OptimWrapper'
+    knn = [h for h in cfg.custom_hooks if h['type'] == 'KNNMonitorHook'][0]
+    assert knn['interval'] == 2
+
+
 def test_array_dataset_and_presets():
-    common = _study('common')
     imgs = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
-    common.register_arrays('t', imgs, np.array([3, 7]))
-    ds = common.ArrayDataset('t', indices=[1])
+    arrays.register_arrays('t', imgs, np.array([3, 7]))
+    ds = arrays.ArrayDataset('t', indices=[1])
     assert len(ds) == 1
     item = ds.get_data_info(0)
     np.testing.assert_array_equal(item['img'], imgs[1])
     assert item['gt_label'] == 7 and item['img_shape'] == (4, 4)
     with pytest.raises(KeyError, match='nope'):
-        common.ArrayDataset('nope')
+        arrays.ArrayDataset('nope')
     with pytest.raises(ValueError, match='uint8'):
-        common.register_arrays('bad', imgs.astype(np.float32))
+        arrays.register_arrays('bad', imgs.astype(np.float32))
     with pytest.raises(ValueError, match='unknown preset keys'):
-        common.make_preset('smoke', dict(epoch=3))
-    with pytest.raises(ValueError, match='multiple of patch'):
-        common.make_preset('smoke', dict(img_size=30))
-    assert common.parse_set(['lr=1e-3', 'ratios=(0.1,0.2)', 'x=abc']) == \
+        presets.make_preset('smoke', dict(epoch=3))
+    # a scale key resizes the configs (here: the schedule) from --set
+    p = presets.make_preset('cpu', dict(epochs=4))
+    assert p['scale'] == dict(epochs=4)
+    cfg = _config('folk', p['scale'])
+    assert cfg.train_cfg.max_epochs == cfg.param_scheduler[1]['end'] == 4
+    assert presets.parse_set(['lr=1e-3', 'ratios=(0.1,0.2)', 'x=abc']) == \
         dict(lr=1e-3, ratios=(0.1, 0.2), x='abc')
 
 
 def test_fewshot_subset_is_the_tools_rule():
-    common = _study('common')
     paths = [f'c{c}/img{i}.jpg' for c in range(3) for i in range(20)]
     labels = np.repeat(np.arange(3), 20)
-    idx = common.fewshot_indices(paths, labels, 0.1)
+    idx = sources.fewshot_indices(paths, labels, 0.1)
     assert len(idx) == 6
     assert np.bincount(labels[idx]).tolist() == [2, 2, 2]
-    assert idx.tolist() == common.fewshot_indices(paths, labels, 0.1).tolist()
+    assert idx.tolist() == sources.fewshot_indices(paths, labels, 0.1).tolist()
 
 
 def test_schedule_runs_seed_zero_first():
@@ -248,27 +313,20 @@ def test_schedule_runs_seed_zero_first():
                     (1, 'folk')]
 
 
-def test_views_scale_the_blur_with_the_size():
-    """The package's view recipe, with DINO's blur sigma (set for 224 px)
-    scaled to the crop size; MFM's crop-and-flip views are FOLKViews."""
-    pretrain = _study('pretrain')
-    from mmpretrain.registry import TRANSFORMS
-    cfg = pretrain.views_cfg(48, (0.25, 1.0), True, 2, blur_scale=True)
-    assert cfg['type'] == 'FOLKViews'
-    assert cfg['blur_sigma'] == pytest.approx((0.1 * 48 / 224, 2.0 * 48 / 224))
-    t = TRANSFORMS.build(cfg)
-    assert t.blur_sigma == pytest.approx((0.1 * 48 / 224, 2.0 * 48 / 224))
-    views = t(dict(img=np.zeros((64, 64, 3), np.uint8)))
-    assert [v.shape for v in views['img']] == [(48, 48, 3)] * 2
-    plain = pretrain.views_cfg(48, (0.25, 1.0), True, 2, blur_scale=False)
-    assert plain['type'] == 'FOLKViews' and 'blur_sigma' not in plain
-    mfm = pretrain.views_cfg(48, (0.2, 1.0), False, 1, blur_scale=True)
-    assert mfm == dict(
-        type='FOLKViews',
-        crop_size=48,
-        crop_scale=(0.2, 1.0),
-        photometric=False,
-        num_views=1)
+def test_both_poolings_come_from_one_forward():
+    """The frozen protocols read the [CLS] token and the patch mean."""
+    knn = _study('knn')
+    p = _study('study_configs').study_preset('smoke')
+    vit = builders.build_backbone(p, builders.random_backbone(p, 0), 'cpu')
+    x = torch.rand(3, 3, p['img_size'], p['img_size'])
+    from folk.evaluation import global_features
+    both = global_features(knn.BothPoolings(vit), x)
+    labels = torch.arange(3)
+    feats = knn.split_poolings((both, labels, both, labels))
+    with torch.no_grad():
+        tokens = vit(x)[-1]
+    torch.testing.assert_close(feats['cls'][0], tokens[:, 0])
+    torch.testing.assert_close(feats['patch'][0], tokens[:, 1:].mean(1))
 
 
 def test_replot_writes_the_docs_block(study, tmp_path):
@@ -297,3 +355,76 @@ def test_replot_writes_the_docs_block(study, tmp_path):
             str(other)
         ])
     assert other.read_text() == 'no markers\n'
+
+
+def test_camvid_is_the_shipped_tiny_config():
+    """segment.py trains configs/benchmarks/segmentation's tiny CamVid
+    config with the study's sizes, on arrays decoded once."""
+    segment = _study('segment')
+    p = _study('study_configs').study_preset('smoke')
+    cfg = segment.runner_config(p, '/tmp/unused.pth', 0, '/tmp/unused',
+                                torch.device('cpu'))
+    assert osp.basename(segment.CONFIG) == \
+        'upernet_vit-tiny-p8_folk-pre_1xb4-200i_camvid-128x128.py'
+    assert cfg.model.type == 'EncoderDecoder'
+    assert cfg.model.pretrained == '/tmp/unused.pth'
+    assert cfg.model.backbone.embed_dims == p['embed']
+    assert cfg.model.backbone.out_indices == (0, 1, 2, 3)
+    assert cfg.model.decode_head.in_channels == [p['embed']] * 4
+    assert cfg.train_cfg.max_iters == p['seg_iters']
+    assert cfg.param_scheduler[1]['end'] == p['seg_iters']
+    assert any(h['type'] == 'PretrainedKeysCheckHook'
+               for h in cfg.custom_hooks)
+    train = cfg.train_dataloader.dataset
+    assert train.type == 'ArraySegDataset'
+    kinds = [t['type'] for t in train.pipeline]
+    assert kinds[0] == 'RandomResize' and 'LoadImageFromFile' not in kinds
+    assert 'PhotoMetricDistortion' in kinds  # the shipped pipeline
+    imgs = np.zeros((2, 6, 8, 3), np.uint8)
+    lbls = np.full((2, 6, 8), 255, np.uint8)
+    segment.register_seg_arrays('t', imgs, lbls)
+    info = segment.ArraySegDataset('t').get_data_info(1)
+    assert info['seg_fields'] == ['gt_seg_map']
+    assert info['gt_seg_map'].shape == (6, 8) and info['img_shape'] == (6, 8)
+    with pytest.raises(ValueError, match='labels'):
+        segment.register_seg_arrays('bad', imgs, lbls[:, :3])
+
+
+def test_finetuning_is_the_shipped_tiny_config():
+    finetune = _study('finetune')
+    p = _study('study_configs').study_preset('smoke')
+    cfg = finetune.runner_cfg(p, '/tmp/unused.pth', 'tr', range(40), 'va', 3,
+                              0, '/tmp/unused', torch.device('cpu'))
+    assert osp.basename(finetune.CONFIG) == \
+        'vit-tiny-p8_folk-pre_1xb32-100i_imagenette128.py'
+    vit = cfg.model.backbone
+    assert (vit.arch.embed_dims, vit.img_size) == (p['embed'], p['img_size'])
+    assert vit.out_type == 'avg_featmap'  # the stated pooling
+    assert vit.init_cfg.checkpoint == '/tmp/unused.pth'
+    assert cfg.model.train_cfg is None  # no mixup / cutmix
+    assert cfg.train_cfg.max_iters == 3 * (40 // 16)
+    assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == \
+        p['ft_layer_decay']
+    assert cfg.optim_wrapper.type == 'OptimWrapper'  # CPU host
+    assert [h['type'] for h in cfg.custom_hooks] == ['PretrainedKeysCheckHook']
+
+
+@pytest.mark.parametrize('name', ['folk', 'mfm'])
+def test_config_batches_reach_the_preprocessor(name):
+    """A batch of the variant's loader (pipeline + collate) is what its
+    FrequencyFilterPreprocessor takes (the worker-crop route of MFM needs
+    stacked views)."""
+    from mmengine.registry import FUNCTIONS
+    from mmpretrain.registry import MODELS
+    cfg = _config(name, presets.PRESETS['smoke']['scale'])
+    imgs = np.random.default_rng(0).integers(
+        0, 256, (4, 48, 48, 3), dtype=np.uint8)
+    arrays.register_arrays('study_train', imgs)
+    dataset = arrays.ArrayDataset(
+        'study_train', pipeline=cfg.train_dataloader.dataset.pipeline)
+    collate = FUNCTIONS.get(cfg.train_dataloader.collate_fn['type'])
+    pre = MODELS.build(cfg.data_preprocessor)
+    out = pre(collate([dataset[i] for i in range(4)]), training=True)
+    views = out['inputs']['views']
+    assert len(views) == (1 if name == 'mfm' else 2)
+    assert views[0].shape == (4, 3, 32, 32)

@@ -94,8 +94,8 @@ def test_links_from_a_docs_page_are_relative_to_it(tmp_repo):
 def test_github_slugs():
     assert github_slug('Pre-training: `tools/train.py` & co.') == \
         'pre-training-toolstrainpy--co'
-    assert github_slug("Cost at the issue's size, estimated without a GPU") \
-        == 'cost-at-the-issues-size-estimated-without-a-gpu'
+    assert github_slug("Cost at the run's size, estimated without a GPU") \
+        == 'cost-at-the-runs-size-estimated-without-a-gpu'
     assert github_slug('FOLK\'s two ideas [paper]') == 'folks-two-ideas-paper'
     assert anchors('# A\n## A\n```\n# not a heading\n```\n## A\n') == \
         {'a', 'a-1', 'a-2'}

@@ -29,6 +29,7 @@ def _layout(root):
 def test_no_data_prints_the_one_command(tmp_path):
     proc = _check(tmp_path / 'shared', tmp_path / 'prepared')
     assert proc.returncode == 1
+    assert f'make demo-data DEMO_DATA={tmp_path / "prepared"}' in proc.stderr
     assert ('python tools/dataset_converters/prepare_demo_data.py --out '
             f'{tmp_path / "prepared"}') in proc.stderr
 

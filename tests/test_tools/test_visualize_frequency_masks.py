@@ -89,3 +89,14 @@ def test_default_images_come_from_val_txt(tool, imagenette_root):
         osp.join('shared', 'data', 'imagenette128'))
     with pytest.raises(FileNotFoundError, match='val.txt'):
         tool.default_images(str(imagenette_root) + '_missing', 3)
+
+
+def test_docs_figure_is_not_replaced_by_default(tool, repo_root, image_path):
+    figure = osp.join(repo_root, 'docs', 'img', 'frequency_masks.png')
+    with open(figure, 'rb') as f:
+        before = f.read()
+    with pytest.raises(FileExistsError, match='tracked by git'):
+        tool.main([image_path, '--size', '32', '--out', figure])
+    with open(figure, 'rb') as f:
+        assert f.read() == before
+    assert tool.parse_args([]).out == 'work_dirs/frequency_masks.png'

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from folk.evaluation import load_pretrained_model
-from folk.visualization import add_figure_args, default_images
+from folk.visualization import (add_image_args, add_model_args,
+                                add_output_args, check_output, default_images)
 from folk.visualization import figure_inches as _figure_inches
 from folk.visualization import label_row, load_rgb01, panel_grid, save_figure
 
@@ -35,36 +36,18 @@ LABEL_W, TITLE_H = 1.0, 0.5
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Draw the [CLS] attention of a FOLK / MFM ViT per head.')
-    parser.add_argument('config', help='pre-training config')
-    parser.add_argument('checkpoint', help='pre-training checkpoint')
-    parser.add_argument(
-        'images',
-        nargs='*',
-        help='image files (default: one val image of each of the first '
-        '--num classes in --data-root)')
-    parser.add_argument(
-        '--data-root',
-        default=DEFAULT_DATA_ROOT,
-        help='folder with val.txt (default: ../shared/data/'
-        'imagenette128 beside the repository)')
-    parser.add_argument(
-        '--num',
-        type=int,
-        default=3,
-        help='images taken from val.txt (default: 3)')
-    parser.add_argument(
-        '--size',
-        type=int,
-        default=None,
-        help='image size (default: the backbone img_size)')
+    add_model_args(parser)
+    add_image_args(
+        parser,
+        DEFAULT_DATA_ROOT,
+        num=3,
+        size_help='image size (default: the backbone img_size)')
     parser.add_argument(
         '--weights',
         choices=('teacher', 'student'),
         default=None,
         help='default: teacher for FOLK, student for MFM')
-    parser.add_argument(
-        '--out', default='work_dirs/attention.png', help='output PNG')
-    add_figure_args(parser, panel=1.2)
+    add_output_args(parser, 'work_dirs/attention.png', panel=1.2)
     parser.add_argument('--device', default=None, help='cpu or cuda')
     return parser.parse_args(argv)
 
@@ -180,6 +163,7 @@ def render(model,
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
+    check_output(args.out, args.overwrite)
     model = load_pretrained_model(args.config, args.checkpoint, args.device)
     paths = args.images or default_images(args.data_root, args.num)
     size = args.size

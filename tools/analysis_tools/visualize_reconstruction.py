@@ -29,7 +29,8 @@ import torch
 
 from folk.evaluation import load_pretrained_model
 from folk.frequency import filter_images, kind_to_index, mfm_radius
-from folk.visualization import add_figure_args, default_images
+from folk.visualization import (add_image_args, add_model_args,
+                                add_output_args, check_output, default_images)
 from folk.visualization import figure_inches as _figure_inches
 from folk.visualization import (label_row, load_rgb01, log_spectrum,
                                 panel_grid, save_figure)
@@ -45,36 +46,18 @@ LABEL_W, TITLE_H = 1.3, 0.35
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Draw the reconstructions of a FOLK / MFM checkpoint.')
-    parser.add_argument('config', help='pre-training config')
-    parser.add_argument('checkpoint', help='pre-training checkpoint')
-    parser.add_argument(
-        'images',
-        nargs='*',
-        help='image files (default: one val image of each of the first '
-        '--num classes in --data-root)')
-    parser.add_argument(
-        '--data-root',
-        default=DEFAULT_DATA_ROOT,
-        help='folder with val.txt (default: ../shared/data/'
-        'imagenette128 beside the repository)')
-    parser.add_argument(
-        '--num',
-        type=int,
-        default=2,
-        help='images taken from val.txt (default: 2)')
-    parser.add_argument(
-        '--size',
-        type=int,
-        default=None,
-        help='image size (default: the backbone img_size)')
+    add_model_args(parser)
+    add_image_args(
+        parser,
+        DEFAULT_DATA_ROOT,
+        num=2,
+        size_help='image size (default: the backbone img_size)')
     parser.add_argument(
         '--ratio',
         type=float,
         default=0.01,
         help='Com / RCom ratio (default: 0.01)')
-    parser.add_argument(
-        '--out', default='work_dirs/reconstruction.png', help='output PNG')
-    add_figure_args(parser, panel=1.2)
+    add_output_args(parser, 'work_dirs/reconstruction.png', panel=1.2)
     parser.add_argument('--device', default=None, help='cpu or cuda')
     return parser.parse_args(argv)
 
@@ -171,6 +154,7 @@ def backbone_size(model, default: int = 224) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
+    check_output(args.out, args.overwrite)
     model = load_pretrained_model(args.config, args.checkpoint, args.device)
     paths = args.images or default_images(args.data_root, args.num)
     size = args.size or backbone_size(model)

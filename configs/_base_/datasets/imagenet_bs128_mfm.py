@@ -17,4 +17,8 @@ train_pipeline = [
     dict(type='RandomFrequencyFilter', filters=mfm_filters),
     dict(type='PackInputs', meta_keys=['img_path', 'freq_kind', 'freq_param'])
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+# the views are cut in the workers: stacked batches, not the FOLK base's
+# pseudo_collate (FrequencyFilterPreprocessor takes (B, 3, H, W) views)
+train_dataloader = dict(
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(pipeline=train_pipeline))

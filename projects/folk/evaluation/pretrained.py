@@ -8,8 +8,6 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
-from ..engine.device import adapt_cfg_to_device
-
 
 def build_model(cfg: Config) -> nn.Module:
     """Build ``cfg.model`` as the Runner does (with ``data_preprocessor``)."""
@@ -27,6 +25,11 @@ def load_pretrained_model(config: str,
     """The pre-training model of ``config`` with the weights of
     ``checkpoint`` (strict: every key must fit), in eval mode.
 
+    The config is used as written: the model is only run for inference, so
+    GPU-only training settings (``AmpOptimWrapper``, ``SyncBN``, which
+    normalises with its running statistics in eval mode) need no change on a
+    CPU host.
+
     Args:
         config (str): FOLK / MFM pre-training config.
         checkpoint (str): Checkpoint written by ``tools/train.py``.
@@ -40,7 +43,6 @@ def load_pretrained_model(config: str,
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    adapt_cfg_to_device(cfg)
     DefaultScope.get_instance(
         f'pretrained_{id(cfg)}',
         scope_name=cfg.get('default_scope', 'mmpretrain'))
