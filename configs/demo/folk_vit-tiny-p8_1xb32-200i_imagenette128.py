@@ -62,7 +62,7 @@ train_dataloader = dict(
         pipeline=train_pipeline))
 
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='SyncFreeOptimWrapper',
     optimizer=dict(
         type='AdamW', lr=3e-4, betas=(0.9, 0.95), weight_decay=0.05),
     clip_grad=dict(max_norm=3.0),
