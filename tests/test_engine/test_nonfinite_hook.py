@@ -130,7 +130,8 @@ def test_nan_gradients_behind_a_finite_loss_are_never_saved(
     assert not osp.exists(osp.join(tmp_path, 'iter_3.pth'))
     last = open(osp.join(tmp_path, 'last_checkpoint')).read()
     assert last == osp.join(tmp_path, 'iter_2.pth') and _all_finite(last)
-    assert all(bool(torch.isfinite(p).all()) for p in runner.model.parameters())
+    assert all(
+        bool(torch.isfinite(p).all()) for p in runner.model.parameters())
 
 
 def test_raise_at_the_log_interval_names_the_first_bad_iteration(
@@ -148,7 +149,8 @@ def test_raise_at_the_log_interval_names_the_first_bad_iteration(
     assert 'iter_2.pth' in msg, msg
     assert not osp.exists(osp.join(tmp_path, 'iter_4.pth'))
     # the bad step was skipped on the device, iteration 4's taken
-    assert all(bool(torch.isfinite(p).all()) for p in runner.model.parameters())
+    assert all(
+        bool(torch.isfinite(p).all()) for p in runner.model.parameters())
 
 
 def test_skipped_steps_log_their_own_grad_norm(tmp_path, imagenette_root,
@@ -166,8 +168,8 @@ def test_skipped_steps_log_their_own_grad_norm(tmp_path, imagenette_root,
     assert len(norms) == 6
     # no stale value: the skipped iterations show their own (NaN) norm
     assert [n != n for n in norms] == [False, False, True, False, True, False]
-    assert all(_all_finite(osp.join(tmp_path, f'iter_{i}.pth'))
-               for i in range(1, 7))
+    assert all(
+        _all_finite(osp.join(tmp_path, f'iter_{i}.pth')) for i in range(1, 7))
     s2, s3, s4, s5 = (
         _student(osp.join(tmp_path, f'iter_{i}.pth')) for i in (2, 3, 4, 5))
     for key in s2:
