@@ -191,3 +191,22 @@ def test_too_many_skips_name_the_last_checkpoint(tmp_path, imagenette_root,
     msg = str(err.value)
     assert 'iteration 5' in msg and '3 consecutive' in msg, msg
     assert 'iter_4.pth' in msg, msg  # skipped steps keep the weights finite
+
+
+def test_mmengine_wrapper_is_checked_on_the_host(tmp_path, imagenette_root,
+                                                 nan_grads_at):
+    """With MMEngine's OptimWrapper: checked at once, the step not taken."""
+    nan_grads_at.append(3)
+    cfg = demo_cfg(
+        tmp_path, imagenette_root, max_iters=4, batch_size=4, ckpt_every=1)
+    cfg.optim_wrapper.type = 'OptimWrapper'
+    cfg.default_hooks.logger.interval = 4
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(FloatingPointError) as err:
+        runner.train()
+    msg = str(err.value)
+    assert 'non-finite gradient at iteration 3' in msg, msg
+    assert 'stopped before the optimizer step' in msg and 'iter_2.pth' in msg
+    assert not osp.exists(osp.join(tmp_path, 'iter_3.pth'))
+    assert all(
+        bool(torch.isfinite(p).all()) for p in runner.model.parameters())
