@@ -4,6 +4,8 @@ default_scope = 'mmpretrain'
 custom_imports = dict(imports=['folk'], allow_failed_imports=False)
 
 default_hooks = dict(
+    # logged values read from the device at the log interval only
+    runtime_info=dict(type='DeferredRuntimeInfoHook'),
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),

@@ -48,7 +48,7 @@ def test_pretrain_config_builds(path):
         # the *_custom configs read a folder of one's own images
         assert cfg.train_dataloader.dataset.data_root == (
             'data/my_images/' if '_custom' in path else 'data/imagenet/')
-        assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+        assert cfg.optim_wrapper.type == 'SyncFreeAmpOptimWrapper'
         assert cfg.optim_wrapper.dtype == 'bfloat16'
         assert cfg.train_cfg.max_epochs == 300
         assert cfg.train_dataloader.batch_size == 128
@@ -61,9 +61,12 @@ def test_pretrain_config_builds(path):
         # fixed-size CNN input: cuDNN autotuning (ViT: no convolutions
         # besides the patch embedding)
         assert cfg.env_cfg.cudnn_benchmark is ('resnet50' in path)
+    # fused AdamW on CUDA, the usual one on a CPU
+    assert cfg.optim_wrapper.optimizer.fused is True
     cpu = adapt_cfg_to_device(cfg)
-    assert cpu.optim_wrapper.type == 'OptimWrapper'
+    assert cpu.optim_wrapper.type == 'SyncFreeOptimWrapper'
     assert 'loss_scale' not in cpu.optim_wrapper
+    assert 'fused' not in cpu.optim_wrapper.optimizer
 
 
 def test_headline_is_the_vit_b_folk_recipe():

@@ -244,3 +244,56 @@ def test_every_pretrain_config_monitors(path):
             assert data['type'] == train['type'] == 'ImageNet'
             assert data['data_root'] == train['data_root']
             assert data['split'] == split
+
+
+def test_knn_monitor_does_not_compile_graphs_of_compiled_backbones():
+    """With compile_backbone, the k-NN pass runs the backbones eagerly."""
+    set_schedule()
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    model = build(compile_backbone=dict(backend=backend))
+    from _tiny import make_batch
+    model.train()
+    model(**model.data_preprocessor(make_batch(), True), mode='loss')
+    trained = len(graphs)
+    assert trained > 0  # the training graphs
+
+    hook = KNNMonitorHook(
+        bank=dict(type='CustomDataset', data_root='.'),
+        query=dict(type='CustomDataset', data_root='.'),
+        pipeline=[])
+    calls = []
+
+    class Evaluator:
+        k = 20
+
+        def evaluate_many(self, backbones, preprocess, amp):
+            with torch.no_grad():
+                for backbone in backbones.values():
+                    for batch in (5, 3):  # other sizes, eval, no_grad
+                        calls.append(backbone(torch.randn(batch, 3, 32, 32)))
+            return dict(
+                top1={n: 0.0
+                      for n in backbones},
+                num_bank=0,
+                num_query=0,
+                seconds=0.0)
+
+    hook.evaluator = Evaluator()
+    runner = SimpleNamespace(
+        model=model,
+        iter=9,
+        logger=_Logger(),
+        optim_wrapper=None,
+        message_hub=SimpleNamespace(update_scalar=lambda *a: None),
+        visualizer=SimpleNamespace(add_scalars=lambda *a, **k: None))
+    hook.evaluate(runner)
+    assert len(calls) == 4 and model.training
+    assert len(graphs) == trained, 'the k-NN pass compiled new graphs'
+    # the training graphs are used again afterwards, without recompiling
+    model(**model.data_preprocessor(make_batch(), True), mode='loss')
+    assert len(graphs) == trained

@@ -2,16 +2,20 @@
 # bf16 mixed precision. lr = 1.5e-4 x batch / 256 (docs/method.md).
 # bf16 has float32's exponent range: no loss scaling, so the GradScaler is
 # disabled (no unscale / inf check / host sync per step). For fp16 use
-# dtype='float16', loss_scale='dynamic'.
+# dtype='float16', loss_scale='dynamic'. SyncFreeAmpOptimWrapper keeps the
+# grad norm on the device until the log interval and skips non-finite steps
+# there (docs/reliability.md); fused AdamW on CUDA (the launchers use the
+# plain one and OptimWrapper on a CPU: folk.engine.adapt_cfg_to_device).
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
+    type='SyncFreeAmpOptimWrapper',
     dtype='bfloat16',
     loss_scale=dict(enabled=False),
     optimizer=dict(
         type='AdamW',
         lr=1.5e-4 * 1024 / 256,
         betas=(0.9, 0.95),
-        weight_decay=0.05),
+        weight_decay=0.05,
+        fused=True),
     clip_grad=dict(max_norm=3.0),
     paramwise_cfg=dict(
         norm_decay_mult=0.0,

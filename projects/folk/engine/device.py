@@ -20,12 +20,22 @@ def _replace_sync_bn(node) -> int:
     return count
 
 
+#: mixed-precision wrapper -> its float32 counterpart without CUDA
+FP32_WRAPPERS = {
+    'AmpOptimWrapper': 'OptimWrapper',
+    'SyncFreeAmpOptimWrapper': 'SyncFreeOptimWrapper',
+}
+
+
 def adapt_cfg_to_device(cfg: Config) -> Config:
     """Make a GPU config runnable on a host without CUDA, in place.
 
     With CUDA available the config is returned unchanged. Without it:
 
-    - ``AmpOptimWrapper`` (which asserts a GPU) becomes ``OptimWrapper``;
+    - ``AmpOptimWrapper`` (which asserts a GPU) becomes ``OptimWrapper``,
+      ``SyncFreeAmpOptimWrapper`` becomes ``SyncFreeOptimWrapper``;
+    - an optimizer with ``fused=True`` (the configs' AdamW, for CUDA) gets
+      the usual implementation (``fused`` removed);
     - the distributed backend becomes gloo and DDP gets ``device_ids=None``
       (FSDP, under ``FSDPStrategy``: ``device_id=torch.device('cpu')``);
     - ``SyncBN`` (GPU only) becomes ``BN``.
@@ -35,12 +45,19 @@ def adapt_cfg_to_device(cfg: Config) -> Config:
     if torch.cuda.is_available():
         return cfg
     optim = cfg.get('optim_wrapper', None)
-    if optim is not None and optim.get('type') == 'AmpOptimWrapper':
+    if optim is not None and optim.get('type') in FP32_WRAPPERS:
+        fp32 = FP32_WRAPPERS[optim.type]
         warnings.warn('CUDA is not available: training in float32 with '
-                      'OptimWrapper instead of AmpOptimWrapper.')
-        optim.type = 'OptimWrapper'
+                      f'{fp32} instead of {optim.type}.')
+        optim.type = fp32
         for key in ('loss_scale', 'dtype'):
             optim.pop(key, None)
+    optimizer = optim.get('optimizer', None) if optim is not None else None
+    if isinstance(optimizer, dict) and optimizer.get('fused'):
+        warnings.warn(
+            f'CUDA is not available: the usual {optimizer.get("type")}'
+            ' instead of the fused one (fused=True is for CUDA).')
+        optimizer.pop('fused')
     env = cfg.setdefault('env_cfg', {})
     env.setdefault('dist_cfg', {})['backend'] = 'gloo'
     if cfg.get('launcher', 'none') != 'none':

@@ -3,16 +3,17 @@
 - :class:`SafeCheckpointHook`: MMEngine's ``CheckpointHook`` that never
   leaves a run without an intact checkpoint, resumes from the newest intact
   one and refuses to resume a run whose recipe was changed.
-- :class:`NonFiniteLossHook`: stops (or skips the step) when a loss term is
-  NaN or infinite, *before* the optimizer step.
+- :class:`NonFiniteLossHook`: skips the optimizer step of a NaN or infinite
+  loss term or gradient norm, and stops (or carries on, by policy).
 
 Both are used by ``configs/_base_/default_runtime.py``; see
 ``docs/reliability.md``.
 """
+import math
 import os
 import os.path as osp
 from collections import deque
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.dist import (all_reduce, broadcast_object_list, get_world_size,
@@ -25,8 +26,10 @@ from mmpretrain.registry import HOOKS
 
 from .checkpoint import (atomic_write_text, find_resumable_checkpoint,
                          is_temporary_file, safe_torch_load)
+from .optim_wrapper import SyncFreeMixin
 from .resume_config import (describe_changes, resume_config_changes,
                             select_changes)
+from .runtime_info import is_log_iteration, optim_wrappers
 
 
 def _register(cls):
@@ -260,31 +263,45 @@ class SafeCheckpointHook(CheckpointHook):
 
 @_register
 class NonFiniteLossHook(Hook):
-    """Stop (or skip the step) when a loss term is NaN or infinite.
+    """Skip the optimizer step of a non-finite loss or gradient; stop.
 
-    ``after_train_iter`` comes too late for this: the optimizer has already
-    applied the non-finite gradients. The hook therefore installs, when
-    training starts, a guard on the model's ``parse_losses`` (called by
-    ``train_step`` after the forward pass and before ``backward`` and the
-    optimizer step, also under DDP). The guard checks every logged loss term;
-    under distributed training the verdict is all-reduced so that every rank
-    takes the same decision.
+    A step is bad when a logged loss term is NaN or infinite, or when the
+    gradient norm is (NaN gradients behind a finite loss). ``after_train_iter``
+    comes too late to look at the loss: the optimizer has already applied the
+    gradients. The hook therefore installs, when training starts, a guard on
+    the model's ``parse_losses`` (called by ``train_step`` after the forward
+    pass and before ``backward`` and the optimizer step, also under DDP) and
+    tells the optimizer wrapper to check the gradient norm. Under distributed
+    training the loss verdict is all-reduced so that every rank takes the
+    same decision (the gradient norm is the same on every rank).
+
+    With a :class:`~folk.engine.optim_wrapper.SyncFreeOptimWrapper` /
+    :class:`~folk.engine.optim_wrapper.SyncFreeAmpOptimWrapper` (the shipped
+    configs) nothing waits for the device: a bad step is skipped *on the
+    device* and the verdicts are read at the log interval (the
+    ``LoggerHook``'s ``interval``) and before each checkpoint save. So the
+    policy acts up to one log interval after the bad iteration, and no
+    checkpoint is ever written after a bad iteration that was not handled.
+    With another wrapper the checks read the device at each iteration (one
+    synchronisation per iteration; a warning says so).
 
     Policies:
 
     - ``'raise'`` (default): raise :class:`FloatingPointError` naming the
-      iteration and the loss term(s). No optimizer step is taken and no
-      checkpoint is written, so the last checkpoint stays intact; resume
-      from it with ``--resume auto``.
-    - ``'skip'``: log a warning and skip the optimizer step of that
-      iteration (backward still runs so that DDP stays in step; the
-      gradients are discarded). Side effects of the forward pass are kept
-      (FOLK's teacher EMA update from the still-finite student, the centre
-      update); if any model tensor became non-finite the hook raises. After
-      ``max_consecutive_skips`` skipped iterations in a row it raises.
+      first bad iteration, the non-finite loss term(s) or gradient norm, the
+      iteration at which training stopped and the last checkpoint, which was
+      written before the bad iteration and is intact; resume from it with
+      ``--resume auto``. The bad step was not taken.
+    - ``'skip'``: log a warning per skipped step and carry on. Side effects
+      of the forward pass are kept (FOLK's teacher EMA update from the
+      still-finite student, the centre update); if a model tensor became
+      non-finite the hook raises. After ``max_consecutive_skips`` skipped
+      iterations in a row it raises. The end of training logs the skipped
+      iterations.
 
-    The check costs one host-device synchronisation per iteration (MMEngine
-    synchronises on the logged losses anyway).
+    In both policies the logged ``grad_norm`` of a bad iteration is its own
+    (non-finite) value, and a checkpoint whose weights are not all finite is
+    refused (the save raises and nothing is written).
 
     Args:
         policy (str): ``'raise'`` or ``'skip'``. Defaults to ``'raise'``.
@@ -306,12 +323,17 @@ class NonFiniteLossHook(Hook):
                              f'be >= 1, got {max_consecutive_skips}')
         self.policy = policy
         self.max_consecutive_skips = int(max_consecutive_skips)
-        self.skipped = []  # iterations whose step was skipped
+        self.skipped: List[int] = []  # iterations whose step was skipped
+        self.on_device = False
+        self._wrappers: list = []
+        self._current: Optional[tuple] = None  # (names, terms, bad)
+        self._records: List[tuple] = []  # one per iteration, on the device
         self._pending_skip = False
         self._consecutive = 0
 
+    # -- set-up ------------------------------------------------------------
     def before_train(self, runner) -> None:
-        """Install the guards on the model and the optimizer wrapper."""
+        """Install the guards on the model and the optimizer wrapper(s)."""
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         original = getattr(model.parse_losses, '_folk_original',
@@ -319,33 +341,30 @@ class NonFiniteLossHook(Hook):
 
         def parse_losses(losses):
             loss, log_vars = original(losses)
-            self._check(runner, model, log_vars)
+            self._check_losses(runner, model, log_vars)
             return loss, log_vars
 
         parse_losses._folk_original = original
         model.parse_losses = parse_losses
 
-        if self.policy == 'skip':
-            wrappers = runner.optim_wrapper
-            wrappers = (
-                list(wrappers.values())
-                if hasattr(wrappers, 'values') else [wrappers])
-            for wrapper in wrappers:
-                self._guard_step(wrapper)
+        self._wrappers = optim_wrappers(runner)
+        self.on_device = bool(self._wrappers) and all(
+            isinstance(w, SyncFreeMixin) for w in self._wrappers)
+        if self.on_device:
+            for wrapper in self._wrappers:
+                wrapper.skip_nonfinite = True
+            return
+        names = ', '.join(type(w).__name__ for w in self._wrappers)
+        runner.logger.warning(
+            f'NonFiniteLossHook: the optimizer wrapper ({names}) is not a '
+            'SyncFreeOptimWrapper / SyncFreeAmpOptimWrapper: the loss and '
+            'the gradient norm are checked on the host at every iteration '
+            '(one device synchronisation per iteration)')
+        for wrapper in self._wrappers:
+            self._guard_step(runner, model, wrapper)
 
-    def _guard_step(self, wrapper) -> None:
-        original = getattr(wrapper.step, '_folk_original', wrapper.step)
-
-        def step(*args, **kwargs):
-            if self._pending_skip:
-                self._pending_skip = False
-                return None  # update_params still zeroes the gradients
-            return original(*args, **kwargs)
-
-        step._folk_original = original
-        wrapper.step = step
-
-    def _check(self, runner, model, log_vars: Dict) -> None:
+    # -- the checks ----------------------------------------------------------
+    def _check_losses(self, runner, model, log_vars: Dict) -> None:
         names = [k for k in log_vars if 'loss' in k]
         if not names:
             return
@@ -354,45 +373,215 @@ class NonFiniteLossHook(Hook):
             for k in names
         ]
         device = values[0].device
-        finite = torch.isfinite(torch.stack([v.to(device) for v in values]))
-        flag = (~finite).any().float().reshape(1)
+        terms = torch.stack([v.to(device) for v in values])
+        bad = (~torch.isfinite(terms)).any()
         if get_world_size() > 1:
+            flag = bad.float().reshape(1)
             all_reduce(flag, op='sum')
-        if float(flag) == 0:
-            self._consecutive = 0
+            bad = flag[0] > 0
+        if self.on_device:
+            self._current = (names, terms, bad)
+            for wrapper in self._wrappers:
+                wrapper.flag_nonfinite(bad)
             return
+        # host check, at once (another optimizer wrapper)
+        if not bool(bad):
+            return
+        finite = torch.isfinite(terms).tolist()
+        self._bad_step(
+            runner,
+            model,
+            runner.iter + 1,
+            self._describe_terms(names, terms.tolist(), finite),
+            immediate=True)
 
-        iteration = runner.iter + 1
-        bad = {
-            n: float(v)
-            for n, v, ok in zip(names, values, finite.tolist()) if not ok
-        }
-        terms = ', '.join(f'{n}={v}' for n, v in bad.items()) or \
-            'none on this rank (non-finite on another rank)'
-        msg = f'non-finite loss at iteration {iteration}: {terms}'
+    def _guard_step(self, runner, model, wrapper) -> None:
+        original = getattr(wrapper.step, '_folk_original', wrapper.step)
+
+        def step(*args, **kwargs):
+            if self._pending_skip:  # the loss was non-finite
+                self._pending_skip = False
+                self._log_grad_norm(runner, wrapper)
+                return None  # update_params still zeroes the gradients
+            grads = [
+                p.grad for g in wrapper.optimizer.param_groups
+                for p in g['params'] if p.grad is not None
+            ]
+            if grads:
+                norm = torch.nn.utils.get_total_norm(grads)
+                if not bool(torch.isfinite(norm)):
+                    self._bad_step(
+                        runner,
+                        model,
+                        runner.iter + 1,
+                        f'gradient norm={float(norm)}',
+                        immediate=True)
+                    self._pending_skip = False
+                    self._log_grad_norm(runner, wrapper, float(norm))
+                    return None
+            return original(*args, **kwargs)
+
+        step._folk_original = original
+        wrapper.step = step
+
+    @staticmethod
+    def _log_grad_norm(runner, wrapper, value: float = float('nan')) -> None:
+        """The skipped step's own grad norm instead of the last one's."""
+        if getattr(wrapper, 'clip_grad_kwargs', None):
+            runner.message_hub.update_scalar(
+                f'train/{getattr(wrapper, "grad_name", "grad_norm")}', value)
+
+    @staticmethod
+    def _describe_terms(names, values, finite) -> str:
+        return ', '.join(f'{n}={v}' for n, v, ok in zip(names, values, finite)
+                         if not ok)
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs=None) -> None:
+        """Keep this iteration's verdict; read them at the log interval."""
+        if not self.on_device:
+            if not self.skipped or self.skipped[-1] != runner.iter + 1:
+                self._consecutive = 0
+            return
+        oks, norms = [], []
+        for wrapper in self._wrappers:
+            if wrapper.step_ok is not None:
+                oks.append(wrapper.step_ok)
+                if wrapper.step_norm is not None:
+                    norms.append(wrapper.step_norm)
+            wrapper.step_ok = wrapper.step_norm = None
+        if oks or self._current is not None:
+            self._records.append((runner.iter + 1, self._current, oks, norms))
+        self._current = None
+        if is_log_iteration(runner, batch_idx):
+            self.read_verdicts(runner)
+
+    def read_verdicts(self, runner) -> None:
+        """Act on the verdicts kept since the last read (one host copy)."""
+        records, self._records = self._records, []
+        if not records:
+            return
+        parts = []
+        for _, current, oks, norms in records:
+            parts += [ok.reshape(1).double() for ok in oks]
+            parts += [n.reshape(1).double() for n in norms]
+            if current is not None:
+                parts.append(current[1].double())
+        device = parts[0].device
+        host = torch.cat([p.to(device) for p in parts]).cpu().tolist()
+        position = 0
+        bad_steps = False
+        for iteration, current, oks, norms in records:
+            ok = host[position:position + len(oks)]
+            position += len(oks)
+            norm = host[position:position + len(norms)]
+            position += len(norms)
+            what = ''
+            if current is not None:
+                names = current[0]
+                terms = host[position:position + len(names)]
+                position += len(names)
+                finite = [math.isfinite(v) for v in terms]
+                what = self._describe_terms(names, terms, finite)
+            if all(ok) and not what:
+                self._consecutive = 0
+                continue
+            if not what:
+                bad = [v for v in norm if not math.isfinite(v)]
+                what = f'gradient norm={bad[0] if bad else "non-finite"}'
+            bad_steps = True
+            self._bad_step(runner, None, iteration, what, immediate=False)
+        if bad_steps:
+            self._check_model(runner, records[-1][0])
+
+    def _bad_step(self, runner, model, iteration: int, what: str,
+                  immediate: bool) -> None:
+        """Raise, or count the skipped step (``policy``)."""
+        kind = 'loss' if 'gradient norm' not in what else 'gradient'
+        msg = f'non-finite {kind} at iteration {iteration}: {what}'
+        last = self._last_checkpoint(runner)
         if self.policy == 'raise':
-            last = runner.message_hub.get_info('last_ckpt', None)
+            if immediate:
+                when = 'Training stopped before the optimizer step'
+            else:
+                when = (f'The optimizer step of iteration {iteration} was '
+                        'skipped on the device; training stopped at '
+                        f'iteration {runner.iter + 1}, where the check is '
+                        'read (the log interval, or a checkpoint save)')
             raise FloatingPointError(
-                f'{msg}. Training stopped before the optimizer step; the '
-                f'last checkpoint ({last or "none saved yet"}) is intact. '
+                f'{msg}. {when}; the last checkpoint ({last}) is intact. '
                 'Resume with --resume auto, or use '
                 "NonFiniteLossHook(policy='skip') to skip such steps.")
-
         self._consecutive += 1
         if self._consecutive > self.max_consecutive_skips:
             raise FloatingPointError(
                 f'{msg}; {self._consecutive} consecutive iterations had a '
-                'non-finite loss (max_consecutive_skips='
-                f'{self.max_consecutive_skips}): stopping.')
-        for name, tensor in model.state_dict().items():
-            if (torch.is_tensor(tensor) and tensor.is_floating_point()
-                    and not bool(torch.isfinite(tensor).all())):
-                raise FloatingPointError(
-                    f'{msg}, and the model tensor {name!r} is no longer '
-                    'finite: skipping the step cannot recover; stopping.')
-        self._pending_skip = True
+                'non-finite loss or gradient (max_consecutive_skips='
+                f'{self.max_consecutive_skips}): stopping. The last '
+                f'checkpoint ({last}) is intact.')
+        if immediate:
+            self._check_model(runner, iteration, model)
+            self._pending_skip = True
         self.skipped.append(iteration)
         runner.logger.warning(f'{msg}: skipping the optimizer step')
+
+    def _check_model(self, runner, iteration: int, model=None) -> None:
+        model = model if model is not None else (
+            runner.model.module
+            if is_model_wrapper(runner.model) else runner.model)
+        name = _first_nonfinite(model.state_dict())
+        if name is not None:
+            raise FloatingPointError(
+                f'non-finite values at iteration {iteration}: the model '
+                f'tensor {name!r} is no longer finite: skipping steps '
+                'cannot recover; stopping. The last checkpoint '
+                f'({self._last_checkpoint(runner)}) is intact.')
+
+    @staticmethod
+    def _last_checkpoint(runner) -> str:
+        """The checkpoint ``last_checkpoint`` points to, as on disk."""
+        path = osp.join(runner.work_dir, 'last_checkpoint')
+        try:
+            with open(path) as f:
+                return f.read().strip() or 'none saved yet'
+        except OSError:
+            return 'none saved yet'
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Act on pending verdicts; refuse to save non-finite weights."""
+        self.read_verdicts(runner)
+        name = _first_nonfinite(checkpoint.get('state_dict', {}))
+        if name is not None:
+            raise FloatingPointError(
+                f'refusing to save the checkpoint of iteration '
+                f'{runner.iter + 1}: the model tensor {name!r} is not '
+                'finite. Nothing was written; the last checkpoint '
+                f'({self._last_checkpoint(runner)}) is intact.')
+
+    def after_train(self, runner) -> None:
+        """Act on the last verdicts; log the skipped iterations."""
+        self.read_verdicts(runner)
+        if self.skipped:
+            runner.logger.warning(
+                f'NonFiniteLossHook: {len(self.skipped)} optimizer step(s) '
+                f'skipped (non-finite loss or gradient) at iteration(s) '
+                f'{self.skipped}')
+
+
+def _first_nonfinite(tensors: Dict) -> Optional[str]:
+    """The name of the first floating tensor that is not all finite."""
+    floats = [(k, v) for k, v in tensors.items()
+              if torch.is_tensor(v) and v.is_floating_point()]
+    if not floats:
+        return None
+    # one host read for all tensors, then the name
+    flags = torch.stack([
+        torch.isfinite(v).all().to(floats[0][1].device) for _, v in floats
+    ]).tolist()
+    return next((k for (k, _), ok in zip(floats, flags) if not ok), None)
 
 
 __all__ = ['SafeCheckpointHook', 'NonFiniteLossHook']

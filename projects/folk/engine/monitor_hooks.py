@@ -155,7 +155,12 @@ class KNNMonitorHook(Hook):
         was_training = model.training
         model.eval()
         try:
-            result = self.evaluator.evaluate_many(selected, preprocess, amp)
+            # eager, also with compile_backbone: the eval-mode, no-grad calls
+            # at other batch sizes would otherwise compile new graphs of the
+            # backbones (minutes) and count against dynamo's recompile limit
+            with torch.compiler.set_stance('force_eager'):
+                result = self.evaluator.evaluate_many(selected, preprocess,
+                                                      amp)
         finally:
             model.train(was_training)
         scores = {f'knn/{n}_top1': v for n, v in result['top1'].items()}

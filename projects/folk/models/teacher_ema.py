@@ -50,11 +50,15 @@ class FusedCosineEMA(CosineEMA):
     def __init__(self, *args, copy_buffers: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.copy_buffers = copy_buffers
-        self._host_steps: Optional[int] = None
+        # ``steps`` mirrored on the host: read while it is still there (here,
+        # and from the state dict being loaded), not from the device
+        self._host_steps: Optional[int] = int(self.steps)
 
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._host_steps = None  # re-read ``steps`` after loading
-        return super()._load_from_state_dict(*args, **kwargs)
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        steps = state_dict.get(prefix + 'steps')
+        self._host_steps = int(steps) if torch.is_tensor(steps) else None
+        return super()._load_from_state_dict(state_dict, prefix, *args,
+                                             **kwargs)
 
     def current_momentum(self, steps: int) -> float:
         """Weight of the student at update number ``steps``."""
@@ -72,7 +76,7 @@ class FusedCosineEMA(CosineEMA):
     def update_parameters(self, model: nn.Module) -> None:
         """Move the averaged parameters towards ``model``'s."""
         if self._host_steps is None:
-            self._host_steps = int(self.steps)  # one sync after (re)loading
+            self._host_steps = int(self.steps)  # steps set by other means
         steps = self._host_steps
         src = (
             model.state_dict()

@@ -69,7 +69,12 @@ class MFM(BaseSelfSupervisor):
             with :meth:`torch.nn.Module.compile` (a dict is passed to it as
             keyword arguments); state-dict keys are unchanged. MMEngine's
             ``compile=True`` (the whole ``train_step``) fails with torch
-            2.14 inside the optimizer step, see docs/benchmarks.md. Defaults to
+            2.14 inside the optimizer step, see docs/benchmarks.md. Under
+            DDP the backbones are compiled inside the wrapped model, so
+            dynamo does not split their graphs at DDP's gradient buckets:
+            the backbone's gradients reach the all-reduce at the end of its
+            backward instead of overlapping it (an estimated few ms per
+            ViT-B step on one node, not measured on a GPU here). Defaults to
             False.
         data_preprocessor (dict, optional): Defaults to
             ``FrequencyFilterPreprocessor``.
