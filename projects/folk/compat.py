@@ -311,8 +311,8 @@ def _patch_cpu_ddp() -> None:
     @functools.wraps(original)
     def __init__(self, module, *args, **kwargs):
         if (not torch.cuda.is_available()
-                and kwargs.get('device_ids') is not None and all(
-                    p.device.type == 'cpu' for p in module.parameters())):
+                and kwargs.get('device_ids') is not None
+                and all(p.device.type == 'cpu' for p in module.parameters())):
             kwargs['device_ids'] = None
             kwargs.pop('output_device', None)
         original(self, module, *args, **kwargs)

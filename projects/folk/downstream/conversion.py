@@ -401,7 +401,8 @@ def cli_main(fmt: str, argv: Optional[Sequence[str]] = None) -> int:
 
 __all__ = [
     'FORMATS', 'WEIGHTS', 'ConversionReport', 'NotAPretrainCheckpointError',
-    'check_output_path', 'cli_main', 'convert_checkpoint', 'detect_arch', 'extract_backbone',
-    'group_by_prefix', 'is_folk', 'load_pretrain_state_dict', 'report_prefix',
-    'to_mmpretrain', 'to_mmseg', 'to_timm'
+    'check_output_path', 'cli_main', 'convert_checkpoint', 'detect_arch',
+    'extract_backbone', 'group_by_prefix', 'is_folk',
+    'load_pretrain_state_dict', 'report_prefix', 'to_mmpretrain', 'to_mmseg',
+    'to_timm'
 ]

@@ -6,10 +6,12 @@ from .device import adapt_cfg_to_device
 from .hooks import NonFiniteLossHook, SafeCheckpointHook
 from .monitor_hooks import CollapseMonitorHook, KNNMonitorHook
 from .resume_config import resume_config_changes
+from .seeding import EpochSeedHook
 
 __all__ = [
-    'CollapseMonitorHook', 'KNNMonitorHook', 'NonFiniteLossHook',
-    'SafeCheckpointHook', 'adapt_cfg_to_device', 'atomic_torch_save',
-    'atomic_write_text', 'find_resumable_checkpoint', 'resume_config_changes',
-    'safe_load_url', 'safe_torch_load', 'verify_checkpoint'
+    'CollapseMonitorHook', 'EpochSeedHook', 'KNNMonitorHook',
+    'NonFiniteLossHook', 'SafeCheckpointHook', 'adapt_cfg_to_device',
+    'atomic_torch_save', 'atomic_write_text', 'find_resumable_checkpoint',
+    'resume_config_changes', 'safe_load_url', 'safe_torch_load',
+    'verify_checkpoint'
 ]

@@ -107,8 +107,7 @@ def _load_error_summary(err: BaseException) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     # torch's own advice lines, never repeated to the user
     lines = [
-        line for line in lines
-        if 'weights_only' not in line.lower()
+        line for line in lines if 'weights_only' not in line.lower()
         or 'unsupported global' in line.lower()
     ] or lines
     pick = lines[0] if lines else ''
@@ -342,8 +341,7 @@ def _atomic_write(path: str, binary: bool, write: Callable[[IO],
     except BaseException as err:
         if osp.exists(tmp):
             os.remove(tmp)
-        cause = _os_error_in_chain(err) if isinstance(err,
-                                                      Exception) else None
+        cause = _os_error_in_chain(err) if isinstance(err, Exception) else None
         if cause is not None and cause is not err:
             # e.g. torch's "enforce fail ... unexpected pos" after ENOSPC
             raise _save_error(path, cause) from err
