@@ -139,11 +139,17 @@ def main():
     args = parse_args()
     # applies the compatibility fixes and registers FOLK's modules
     from folk.engine import adapt_cfg_to_device
+    from folk.engine.launch import (FinishedRunHook, check_cfg_options,
+                                    check_optim_wrapper, lock_work_dir)
 
     cfg = Config.fromfile(args.config)
+    check_cfg_options(cfg, args.cfg_options)
     cfg = merge_args(cfg, args)
+    check_optim_wrapper(cfg)
     cfg = adapt_cfg_to_device(cfg)
+    lock = lock_work_dir(cfg)  # noqa: F841 - held until the process ends
     runner = Runner.from_cfg(cfg)
+    runner.register_hook(FinishedRunHook())
     runner.logger.info(
         f'World size: {runner.world_size} (rank {runner.rank}, launcher '
         f'{cfg.launcher}, backend {cfg.env_cfg.dist_cfg.get("backend")})')
