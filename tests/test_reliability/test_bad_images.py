@@ -269,3 +269,25 @@ def test_knn_bank_undecodable_file_named(tmp_path, cfg):
     # the first batch holds the file: the error comes before any forward
     with pytest.raises(ImageLoadError, match=str(tmp_path / 'cut.jpg')):
         evaluator.evaluate(torch.nn.Identity(), lambda data: data)
+
+
+def test_max_pixels_rejects_before_decoding(tmp_path, monkeypatch):
+    """Fault 54 (D16): a 20000 x 20000 PNG (0.4 MB) decoded to full size
+    (4.6 GB peak RSS); there was no size limit."""
+    from folk.datasets import loading
+    path = str(tmp_path / 'big.png')
+    _write(path, np.zeros((300, 200, 3), np.uint8))
+    decoded = []
+    original = loading.cv2.imdecode
+    monkeypatch.setattr(loading.cv2, 'imdecode',
+                        lambda *a: decoded.append(1) or original(*a))
+    with pytest.raises(
+            ImageLoadError,
+            match='big.png.*200x300 pixels, more than '
+            'max_pixels=50000'):
+        LoadImageFromFileSafe(max_pixels=50_000)(dict(img_path=path))
+    assert decoded == []  # refused from the header
+    assert LoadImageFromFileSafe(max_pixels=60_000)(
+        dict(img_path=path))['img'].shape == (300, 200, 3)
+    with pytest.raises(ValueError, match='max_pixels'):
+        LoadImageFromFileSafe(max_pixels=0)

@@ -69,8 +69,8 @@ def _flip_tensor_bytes(path):
         f.write(b'\x00\x00\x80\x7f')
 
 
-def test_missing_pointer_resumes_the_newest_checkpoint(
-        crashed, tmp_path, imagenette_root):
+def test_missing_pointer_resumes_the_newest_checkpoint(crashed, tmp_path,
+                                                       imagenette_root):
     """Fault 21 (D1): without ``last_checkpoint`` the run started over and
     overwrote the intact checkpoints."""
     work_dir = _copy(crashed, tmp_path / 'wd')

@@ -98,8 +98,8 @@ def test_second_run_in_a_work_dir_refused(tmp_path):
         assert out.returncode != 0
         assert f'another run (pid {holder.pid}) is using the work dir ' \
             f'{tmp_path}' in out.stderr
-        assert not any(
-            osp.isdir(tmp_path / n) for n in os.listdir(tmp_path))  # no log
+        assert not any(osp.isdir(tmp_path / n)
+                       for n in os.listdir(tmp_path))  # no log
         # the other run's save in progress is not a leftover
         live_tmp = f'.iter_5.pth.{holder.pid}.0123abcd.tmp'
         assert not is_temporary_file(live_tmp)
@@ -154,7 +154,8 @@ def test_cpu_ddp_without_device_ids(tmp_path):
     script = tmp_path / 'ddp.py'
     script.write_text(_DDP)
     out = subprocess.run(
-        [sys.executable, str(script),
+        [sys.executable,
+         str(script),
          str(tmp_path / 'rendezvous')],
         capture_output=True,
         text=True,

@@ -183,9 +183,10 @@ def safe_loading_pipeline(pipeline: Sequence[dict]) -> List[dict]:
                 'LoadImageFromFile', 'mmpretrain.LoadImageFromFile'):
             continue
         options = {k: v for k, v in step.items() if k != 'type'}
-        if all(k in _SAFE_LOADER_ARGS and (_SAFE_LOADER_ARGS[k] is None
-                                           or _SAFE_LOADER_ARGS[k] == v)
-               for k in options):
+        if all(
+                k in _SAFE_LOADER_ARGS and (
+                    _SAFE_LOADER_ARGS[k] is None or _SAFE_LOADER_ARGS[k] == v)
+                for k in options):
             step['type'] = 'LoadImageFromFileSafe'
     return out
 
