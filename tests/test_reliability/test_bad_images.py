@@ -291,3 +291,14 @@ def test_max_pixels_rejects_before_decoding(tmp_path, monkeypatch):
         dict(img_path=path))['img'].shape == (300, 200, 3)
     with pytest.raises(ValueError, match='max_pixels'):
         LoadImageFromFileSafe(max_pixels=0)
+
+
+def test_knn_pipeline_keeps_loaders_with_other_options():
+    from folk.evaluation.knn import safe_loading_pipeline
+    out = safe_loading_pipeline([
+        dict(type='LoadImageFromFile', to_float32=True),
+        dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+        dict(type='CenterCrop', crop_size=8)
+    ])
+    assert [s['type'] for s in out
+            ] == ['LoadImageFromFileSafe', 'LoadImageFromFile', 'CenterCrop']

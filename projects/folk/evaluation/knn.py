@@ -183,10 +183,8 @@ def safe_loading_pipeline(pipeline: Sequence[dict]) -> List[dict]:
                 'LoadImageFromFile', 'mmpretrain.LoadImageFromFile'):
             continue
         options = {k: v for k, v in step.items() if k != 'type'}
-        if all(
-                k in _SAFE_LOADER_ARGS and (
-                    _SAFE_LOADER_ARGS[k] is None or _SAFE_LOADER_ARGS[k] == v)
-                for k in options):
+        if all(k in _SAFE_LOADER_ARGS and _SAFE_LOADER_ARGS[k] in (None, v)
+               for k, v in options.items()):
             step['type'] = 'LoadImageFromFileSafe'
     return out
 
