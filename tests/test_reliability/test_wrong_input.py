@@ -181,3 +181,41 @@ def test_mmseg_file_into_mmpretrain_init_cfg_names_the_converter(tmp_path):
     msg = str(err.value)
     assert path in msg and "no 'backbone.' keys" in msg
     assert "['layers.']" in msg and 'folk_to_mmpretrain.py' in msg
+
+
+def test_gpu_bundle_for_another_python_is_not_used(tmp_path):
+    """A ``.device/`` bundle of cp312 wheels (``gpu_bundle.sh``) made the
+    dry run, and so ``make test``, fail on Python 3.11 (``... is not a
+    supported wheel on this platform``)."""
+    import json
+    other = 'cp310' if sys.version_info[:2] != (3, 10) else 'cp312'
+    wheels = tmp_path / 'bundle' / 'wheels'
+    wheels.mkdir(parents=True)
+    (wheels / f'regex-2026.1.1-{other}-{other}-manylinux_2_17_x86_64.whl'
+     ).write_bytes(b'')
+    (wheels / 'ftfy-6.3.1-py3-none-any.whl').write_bytes(b'')
+    out = tmp_path / 'out'
+    # a 1 s budget: the install decision, then every later step skipped
+    proc = subprocess.run([
+        'bash',
+        osp.join(REPO, 'benchmarks', 'gpu_checks.sh'), '--dry-run', 'quick'
+    ],
+                          env=dict(
+                              os.environ,
+                              PYTHON=sys.executable,
+                              OUT=str(out),
+                              BUDGET_S='1',
+                              DEVICE_DIR=str(tmp_path / 'bundle')),
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    report = json.load(open(out / 'gpu_checks_quick.json'))
+    install = report['steps'][0]
+    assert install['name'] == 'install' and install['rc'] == 0, install
+    assert install['status'] == 'not needed'
+    assert 'built for another Python' in install['note']
+    assert other in install['note']
+    # the first step that did not run is env (no time), not install
+    assert "FAILED at step 2 'env'" in proc.stdout.splitlines()[-1]
+    assert not (tmp_path / 'bundle' / 'site').exists()
