@@ -584,9 +584,11 @@ class WorkDirLock:
 
     Two runs in one work dir write the same checkpoint, pointer and log
     files, and one run's clean-up of temporary files may delete the other's
-    save in progress. The lock is ``fcntl.flock`` on ``work_dir/.lock``,
-    which holds the owner's pid; the kernel releases it when the process
-    ends, however it ends (a SIGKILL leaves no stale lock).
+    save in progress. The lock is a POSIX record lock (``fcntl.lockf``)
+    on ``work_dir/.lock``, which holds the owner's pid. It belongs to the
+    process (DataLoader workers forked from it do not hold it) and the
+    kernel releases it when the process ends, however it ends (a SIGKILL
+    leaves no stale lock).
 
     Args:
         work_dir (str): The run's work directory (created if needed).
@@ -604,7 +606,7 @@ class WorkDirLock:
         os.makedirs(self.work_dir, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             try:
                 owner = os.pread(fd, 64, 0).decode(errors='replace').strip()
@@ -625,7 +627,7 @@ class WorkDirLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)  # closing releases the flock
+            os.close(self._fd)  # closing releases the lock
             self._fd = None
 
     def __enter__(self) -> 'WorkDirLock':
