@@ -42,6 +42,12 @@ def _cmd(work_dir, data_root, resume=False):
         'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
         f'train_dataloader.dataset.data_root={data_root}',
+        # the demo's k-NN monitor (custom_hooks.1) on the same data, one
+        # image per class (its config path is relative to the checkout)
+        f'custom_hooks.1.bank.data_root={data_root}',
+        f'custom_hooks.1.query.data_root={data_root}',
+        'custom_hooks.1.bank_per_class=1',
+        'custom_hooks.1.query_per_class=1',
         f'train_cfg.max_iters={MAX_ITERS}',
         'default_hooks.checkpoint.interval=1',
         'default_hooks.logger.interval=1',
