@@ -9,7 +9,9 @@
 # Run from anywhere; it works in the repository root. On a GPU machine
 # without registry access carry .device/ (made by benchmarks/gpu_bundle.sh):
 # its wheels are installed once into .device/site (skipped when already
-# there) and PYTHONPATH is set once for every step.
+# there) and PYTHONPATH is set once for every step. A bundle built for
+# another Python version is not used (the install step says so).
+# DEVICE_DIR names another bundle folder.
 #
 # Every step runs under `timeout` (its own cap, and never past the
 # command's budget BUDGET_S, default 290 s) and, as soon as it ends, its
@@ -51,9 +53,22 @@ LOG=$OUT/gpu_checks_$CMD.log
 JSON=$OUT/gpu_checks_$CMD.json
 SCRATCH=$(mktemp -d)  # the steps' own reports, folded into $JSON
 trap 'rm -rf "$SCRATCH"' EXIT
-SITE=$PWD/.device/site
+DEVICE=${DEVICE_DIR:-$PWD/.device}
+SITE=$DEVICE/site
+# the carried wheels are used only when built for this Python
+BUNDLE=0 BUNDLE_NOTE='no .device/wheels, or already in .device/site'
+if [ -d "$DEVICE/wheels" ]; then
+  TAG=$("$PY" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+  OTHER=$(ls "$DEVICE/wheels" | grep -E -- '-cp3[0-9]+-' | grep -v -- '-abi3-' \
+    | grep -v -- "-$TAG-" | head -n 1)
+  if [ -n "$OTHER" ]; then
+    BUNDLE_NOTE="$DEVICE/wheels is built for another Python ($OTHER; this is $TAG): not used"
+  else
+    BUNDLE=1
+  fi
+fi
 # set once, for every step (the wheels are installed below if needed)
-[ -d .device/wheels ] && export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
+[ "$BUNDLE" = 1 ] && export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONPATH=$PWD/projects:$PWD/tests/test_models${PYTHONPATH:+:$PYTHONPATH}
 : > "$LOG"
 echo "gpu_checks $CMD (dry run: $DRY) $(date -u +%FT%TZ), budget ${BUDGET}s" \
@@ -96,12 +111,12 @@ step() {
 }
 
 # 1 install: the carried wheels, once per machine
-if [ -d .device/wheels ] && [ ! -d "$SITE/mmpretrain" ]; then
+if [ "$BUNDLE" = 1 ] && [ ! -d "$SITE/mmpretrain" ]; then
   step install 120 "$PY" -m pip install -q --no-index --no-deps \
-    --target "$SITE" .device/wheels/*.whl
+    --target "$SITE" "$DEVICE"/wheels/*.whl
 else
   INDEX=1
-  record 1 install 0 0 'not needed' 'no .device/wheels, or already in .device/site' ''
+  record 1 install 0 0 'not needed' "$BUNDLE_NOTE" ''
 fi
 # 2 env: versions, GPU
 step env 60 "$PY" benchmarks/gpu_checks.py env --out "$SCRATCH/env.json"
@@ -131,8 +146,8 @@ if [ "$CMD" = quick ]; then
     "${THRU[@]}" "${COMPILE[@]}" \
     --out "$SCRATCH/pretrain_throughput_compile.json"
 else
-  if [ -d .device/data ]; then  # the carried data packs
-    mkdir -p data && cp -n .device/data/*.zip data/
+  if [ -d "$DEVICE/data" ]; then  # the carried data packs
+    mkdir -p data && cp -n "$DEVICE"/data/*.zip data/
   fi
   # the study writes its .json / .md / .png after every run (variant x
   # seed): a run stopped by the timeout keeps the finished ones

@@ -141,20 +141,26 @@ def main():
     # applies the compatibility fixes and registers FOLK's modules
     from folk.datasets import TrainDataError
     from folk.engine import adapt_cfg_to_device, prepare_train_cfg
+    from folk.engine.launch import (FinishedRunHook, check_cfg_options,
+                                    check_optim_wrapper, lock_work_dir)
 
     cfg = Config.fromfile(args.config)
+    check_cfg_options(cfg, args.cfg_options)
     cfg = merge_args(cfg, args)
     try:
         cfg = prepare_train_cfg(cfg)
     except TrainDataError as err:
         raise SystemExit(f'{args.config}: {err}') from None
+    check_optim_wrapper(cfg)
     cfg = adapt_cfg_to_device(cfg)
+    lock = lock_work_dir(cfg)  # noqa: F841 - held until the process ends
     # as MMPretrain's tools/train.py: `runner_type` (e.g. FlexibleRunner
     # with an FSDP or DeepSpeed strategy) is honoured
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
+    runner.register_hook(FinishedRunHook())
     runner.logger.info(
         f'World size: {runner.world_size} (rank {runner.rank}, launcher '
         f'{cfg.launcher}, backend {cfg.env_cfg.dist_cfg.get("backend")})')

@@ -12,6 +12,9 @@ default_hooks = dict(
     # atomic checkpoint files; --resume auto skips truncated/corrupt ones
     checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # epoch loop: augmentation draws from (seed, epoch, rank, worker), so a
+    # resumed epoch continues exactly (folk.engine.seeding)
+    epoch_seed=dict(type='EpochSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )
 

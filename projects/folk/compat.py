@@ -41,6 +41,19 @@ the breakages recorded for this project's dependency set:
      ``atomic_torch_save``. This is patched in the library function
      rather than in a hook so that every writer (runner, hooks, tools) is
      covered whatever checkpoint hook a config uses.
+   - torch.load does not check the CRC of tensor data: every local file
+     MMEngine loads (``--resume PATH``, ``load_from``, ``init_cfg``) is
+     checked first (``verify_checkpoint``) and a damaged one is refused.
+   - ``_load_checkpoint_with_prefix`` (``init_cfg=dict(type='Pretrained',
+     prefix=...)``) asserts with a bare ``'backbone. is not in the
+     pretrained model'``; the error names the file, the prefixes it holds
+     and the converter to use.
+6. MMEngine's Runner passes ``device_ids=[LOCAL_RANK]`` to
+   ``MMDistributedDataParallel`` whatever the device, and DDP refuses
+   ``device_ids`` for a CPU module: launchers that bypass
+   ``folk.engine.adapt_cfg_to_device`` (``mim train ... --launcher
+   pytorch``) failed on a CPU host. Without CUDA, ``device_ids`` and
+   ``output_device`` are dropped for modules on the CPU.
 """
 import functools
 import os
@@ -222,7 +235,8 @@ def _patch_checkpoint_io() -> None:
         filename = os.path.expanduser(os.fspath(filename))
         if not os.path.isfile(filename):
             raise FileNotFoundError(f'{filename} can not be found.')
-        return safe_torch_load(filename, map_location=map_location)
+        return safe_torch_load(
+            filename, map_location=map_location, verify=True)
 
     load_from_local._folk_patched = True
     CheckpointLoader.register_scheme(prefixes='', force=True)(load_from_local)
@@ -255,6 +269,57 @@ def _patch_checkpoint_io() -> None:
     runner_mod.save_checkpoint = save_checkpoint
     runner_pkg.save_checkpoint = save_checkpoint
 
+    # -- init_cfg prefix ----------------------------------------------------
+    def _load_checkpoint_with_prefix(prefix, filename, map_location=None):
+        """MMEngine's function with an error that says what to do."""
+        checkpoint = ckpt_mod._load_checkpoint(
+            filename, map_location=map_location)
+        state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(
+            checkpoint, dict) else checkpoint
+        if not prefix.endswith('.'):
+            prefix += '.'
+        out = {
+            k[len(prefix):]: v
+            for k, v in state_dict.items() if k.startswith(prefix)
+        }
+        if not out:
+            found = sorted({k.split('.', 1)[0] + '.' for k in state_dict})
+            raise KeyError(
+                f'{filename}: no {prefix!r} keys for init_cfg '
+                f'(prefix={prefix.rstrip(".")!r}); the file holds the '
+                f'prefixes {found[:8]}. It is probably in another format '
+                '(an MMSeg or timm export, or a pre-training checkpoint): '
+                'convert a FOLK/MFM pre-training checkpoint with '
+                'tools/model_converters/folk_to_mmpretrain.py for '
+                'MMPretrain configs, folk_to_mmseg.py for MMSeg configs.')
+        return out
+
+    _load_checkpoint_with_prefix._folk_patched = True
+    ckpt_mod._load_checkpoint_with_prefix = _load_checkpoint_with_prefix
+
+
+# ---------------------------------------------------------------------------
+# 6. CPU DistributedDataParallel without device_ids
+# ---------------------------------------------------------------------------
+def _patch_cpu_ddp() -> None:
+    from mmengine.model import MMDistributedDataParallel
+
+    original = MMDistributedDataParallel.__init__
+    if getattr(original, '_folk_patched', False):
+        return
+
+    @functools.wraps(original)
+    def __init__(self, module, *args, **kwargs):
+        if (not torch.cuda.is_available()
+                and kwargs.get('device_ids') is not None
+                and all(p.device.type == 'cpu' for p in module.parameters())):
+            kwargs['device_ids'] = None
+            kwargs.pop('output_device', None)
+        original(self, module, *args, **kwargs)
+
+    __init__._folk_patched = True
+    MMDistributedDataParallel.__init__ = __init__
+
 
 def apply() -> None:
     """Apply every fix once. Safe to call many times."""
@@ -265,4 +330,5 @@ def apply() -> None:
     _install_mmcv_ops_standin()
     _patch_adjust_hue()
     _patch_checkpoint_io()
+    _patch_cpu_ddp()
     _APPLIED = True

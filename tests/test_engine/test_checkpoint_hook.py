@@ -53,10 +53,14 @@ def test_verify_checkpoint_detects_damage(tmp_path):
 
 
 def test_find_resumable_checkpoint_falls_back(tmp_path):
-    for it in (1, 2, 3, 4):
-        torch.save({'it': it}, str(tmp_path / f'iter_{it}.pth'))
-    pointer = tmp_path / 'last_checkpoint'
     assert find_resumable_checkpoint(str(tmp_path)) is None  # fresh run
+    for it in (1, 2, 3, 4):
+        torch.save({
+            'meta': {},
+            'state_dict': {},
+            'it': it
+        }, str(tmp_path / f'iter_{it}.pth'))
+    pointer = tmp_path / 'last_checkpoint'
 
     pointer.write_text(str(tmp_path / 'iter_3.pth'))
     assert find_resumable_checkpoint(str(tmp_path)) == \
@@ -152,7 +156,8 @@ def test_auto_resume_skips_truncated_checkpoint(tmp_path, imagenette_root):
     latest = osp.join(tmp_path, 'iter_3.pth')
     assert open(osp.join(tmp_path, 'last_checkpoint')).read() == latest
     _truncate(latest)
-    stale_tmp = tmp_path / '.iter_3.pth.4242.0123abcd.tmp'
+    # a pid above Linux's pid_max: the writer is not running
+    stale_tmp = tmp_path / '.iter_3.pth.4194305.0123abcd.tmp'
     stale_tmp.write_bytes(b'partial')
 
     # an explicit path is never replaced: clear error naming the file

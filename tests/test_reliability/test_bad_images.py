@@ -227,3 +227,78 @@ def test_skip_policy_in_a_dataset_resamples(tmp_path, cfg):
             pipeline=pipe))
     paths = [dataset[i]['data_samples'].img_path for i in range(2)]
     assert all(p.endswith('ok.png') for p in paths)
+
+
+def _knn_evaluator(tmp_path, cfg, bank_files):
+    from folk.evaluation import KNNEvaluator
+    good = tmp_path / 'good.jpg'
+    cv2.imwrite(str(good), RGB)
+    (tmp_path / 'query.txt').write_text('good.jpg 0\ngood.jpg 1\n')
+    (tmp_path / 'bank.txt').write_text(''.join(
+        f'{name} {i % 2}\n' for i, name in enumerate(bank_files)))
+    hook = next(h for h in cfg.custom_hooks if h['type'] == 'KNNMonitorHook')
+    data = dict(type='CustomDataset', data_root=str(tmp_path), data_prefix='')
+    return KNNEvaluator(
+        bank=dict(data, ann_file='bank.txt'),
+        query=dict(data, ann_file='query.txt'),
+        pipeline=hook['pipeline'],  # the demo's knn_pipeline
+        batch_size=4,
+        num_workers=0)
+
+
+def test_knn_bank_empty_or_missing_file_refused_at_build(tmp_path, cfg):
+    """Fault 59 (D7): a zero-byte image in the k-NN monitor's bank passed
+    ``before_train`` and then stopped training at the first evaluation with
+    an OpenCV error naming no file, before that iteration's checkpoint."""
+    (tmp_path / 'zero.jpg').write_bytes(b'')
+    evaluator = _knn_evaluator(tmp_path, cfg,
+                               ['good.jpg', 'zero.jpg', 'gone.jpg'])
+    with pytest.raises(ValueError) as err:
+        evaluator.build()
+    msg = str(err.value)
+    assert f"{tmp_path / 'zero.jpg'} (empty file)" in msg
+    assert f"{tmp_path / 'gone.jpg'} (missing)" in msg
+    assert 'bank.txt' in msg
+
+
+def test_knn_bank_undecodable_file_named(tmp_path, cfg):
+    """A truncated JPEG in the bank: the error names the file."""
+    data = cv2.imencode('.jpg', RGB)[1].tobytes()
+    (tmp_path / 'cut.jpg').write_bytes(data[:len(data) // 2])
+    evaluator = _knn_evaluator(tmp_path, cfg, ['good.jpg', 'cut.jpg'])
+    # the first batch holds the file: the error comes before any forward
+    with pytest.raises(ImageLoadError, match=str(tmp_path / 'cut.jpg')):
+        evaluator.evaluate(torch.nn.Identity(), lambda data: data)
+
+
+def test_max_pixels_rejects_before_decoding(tmp_path, monkeypatch):
+    """Fault 54 (D16): a 20000 x 20000 PNG (0.4 MB) decoded to full size
+    (4.6 GB peak RSS); there was no size limit."""
+    from folk.datasets import loading
+    path = str(tmp_path / 'big.png')
+    _write(path, np.zeros((300, 200, 3), np.uint8))
+    decoded = []
+    original = loading.cv2.imdecode
+    monkeypatch.setattr(loading.cv2, 'imdecode',
+                        lambda *a: decoded.append(1) or original(*a))
+    with pytest.raises(
+            ImageLoadError,
+            match='big.png.*200x300 pixels, more than '
+            'max_pixels=50000'):
+        LoadImageFromFileSafe(max_pixels=50_000)(dict(img_path=path))
+    assert decoded == []  # refused from the header
+    assert LoadImageFromFileSafe(max_pixels=60_000)(
+        dict(img_path=path))['img'].shape == (300, 200, 3)
+    with pytest.raises(ValueError, match='max_pixels'):
+        LoadImageFromFileSafe(max_pixels=0)
+
+
+def test_knn_pipeline_keeps_loaders_with_other_options():
+    from folk.evaluation.knn import safe_loading_pipeline
+    out = safe_loading_pipeline([
+        dict(type='LoadImageFromFile', to_float32=True),
+        dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+        dict(type='CenterCrop', crop_size=8)
+    ])
+    assert [s['type'] for s in out
+            ] == ['LoadImageFromFileSafe', 'LoadImageFromFile', 'CenterCrop']

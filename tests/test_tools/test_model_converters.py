@@ -318,3 +318,90 @@ def test_safe_load_allows_only_history_buffer_getattr(tmp_path):
     torch.save(dict(x=Evil()), bad)
     with pytest.raises(RuntimeError, match='bad.pth'):
         safe_torch_load(bad)
+
+
+def _flip_tensor_bytes(path):
+    """Change 4 bytes inside the largest tensor record of a zip checkpoint
+    (the zip stays readable: only the CRC check can tell)."""
+    import zipfile
+    with zipfile.ZipFile(path) as archive:
+        info = max(archive.infolist(), key=lambda i: i.file_size)
+    with open(path, 'rb') as f:
+        f.seek(info.header_offset + 26)
+        name_len, extra_len = (int.from_bytes(f.read(2), 'little'),
+                               int.from_bytes(f.read(2), 'little'))
+    offset = info.header_offset + 30 + name_len + extra_len + 16
+    data = bytearray(open(path, 'rb').read())
+    data[offset:offset + 4] = b'\x00\x00\x80\x7f'  # float32 +inf
+    open(path, 'wb').write(bytes(data))
+
+
+def test_output_equal_to_input_refused(folk_ckpt, tmp_path, capsys):
+    """Fault 62: output = input replaced the pre-training checkpoint."""
+    src = tmp_path / 'iter_2.pth'
+    src.write_bytes(open(folk_ckpt, 'rb').read())
+    before = src.read_bytes()
+    link = tmp_path / 'link.pth'
+    link.symlink_to(src)
+    for dst in (src, tmp_path / '.' / 'iter_2.pth', link):
+        with pytest.raises(SystemExit) as exc:
+            cli_main('mmpretrain', [str(src), str(dst)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert 'is the input checkpoint' in err and str(src) in err
+    assert src.read_bytes() == before
+
+
+def test_damaged_source_refused(folk_ckpt, tmp_path, capsys):
+    """Fault 61: an inf written into a teacher weight (CRC mismatch) was
+    converted and exported with exit 0."""
+    src = str(tmp_path / 'flipped.pth')
+    open(src, 'wb').write(open(folk_ckpt, 'rb').read())
+    _flip_tensor_bytes(src)
+    out = str(tmp_path / 'out.pth')
+    with pytest.raises(SystemExit) as exc:
+        cli_main('mmpretrain', [src, out])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert src in err and 'CRC mismatch' in err
+    assert not osp.exists(out)
+
+
+def test_last_checkpoint_pointer_names_its_file(folk_ckpt, tmp_path, capsys):
+    """`last_checkpoint` passed as the source: say it is a pointer and name
+    the checkpoint it points to (it gave an UnpicklingError)."""
+    pointer = tmp_path / 'last_checkpoint'
+    pointer.write_text(folk_ckpt)
+    with pytest.raises(SystemExit) as exc:
+        cli_main('timm', [str(pointer), str(tmp_path / 'out.pth')])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert str(pointer) in err and 'last_checkpoint' in err
+    assert f'pass the checkpoint it names, {folk_ckpt}' in err
+    assert 'Unpickl' not in err
+
+
+@pytest.mark.parametrize('kind', ['random', 'pickle'])
+def test_refusals_do_not_repeat_torch_advice(tmp_path, capsys, kind):
+    """Fault 29 / 60: refusals quoted torch's 'weights_only=False will
+    likely succeed' or 'Please file an issue' lines."""
+    bad = str(tmp_path / f'{kind}.pth')
+    if kind == 'random':
+        open(bad, 'wb').write(bytes(range(256)) * 64)
+    else:
+
+        class Payload:
+
+            def __reduce__(self):
+                return (os.system, ('true', ))
+
+        torch.save({'state_dict': {}, 'meta': Payload()}, bad)
+    with pytest.raises(SystemExit):
+        cli_main('timm', [bad, str(tmp_path / 'out.pth')])
+    err = capsys.readouterr().err
+    assert bad in err
+    assert 'will likely succeed' not in err and 'file an issue' not in err
+    if kind == 'random':
+        assert 'not a PyTorch checkpoint' in err
+    else:
+        assert 'unsupported GLOBAL posix.system' in err

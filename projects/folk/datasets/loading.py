@@ -1,4 +1,5 @@
 """Image loading with a documented policy for unusual and broken files."""
+import io
 from typing import Optional
 
 import cv2
@@ -34,8 +35,10 @@ class LoadImageFromFileSafe(LoadImageFromFile):
     smaller than the crop       loaded; ``RandomResizedCrop`` upscales it
     extreme aspect ratio        loaded; ``RandomResizedCrop`` takes a crop
                                 with aspect ratio in [3/4, 4/3] and resizes
-    shorter side < min_size,    rejected (see ``on_error``); both checks are
-    aspect > max_aspect_ratio   off by default
+    shorter side < min_size,    rejected (see ``on_error``); the three
+    aspect > max_aspect_ratio,  checks are off by default; ``max_pixels``
+    more than max_pixels        reads the size from the file header, before
+                                decoding
     missing, unreadable, empty  rejected
     corrupt / truncated data    rejected when the decoder fails (OpenCV
                                 refuses truncated JPEG and PNG files)
@@ -59,6 +62,10 @@ class LoadImageFromFileSafe(LoadImageFromFile):
             Defaults to 1 (accept all).
         max_aspect_ratio (float, optional): Reject images whose longer /
             shorter side ratio is larger. Defaults to None (accept all).
+        max_pixels (int, optional): Reject images with more pixels
+            (width x height, read from the header without decoding; e.g.
+            ``50_000_000``): a 20000 x 20000 PNG of 0.4 MB decodes to
+            1.2 GB. Defaults to None (OpenCV's own limit, 2**30 pixels).
         to_float32 (bool): As :class:`mmcv.transforms.LoadImageFromFile`.
         backend_args (dict, optional): As
             :class:`mmcv.transforms.LoadImageFromFile`.
@@ -68,6 +75,7 @@ class LoadImageFromFileSafe(LoadImageFromFile):
                  on_error: str = 'raise',
                  min_size: int = 1,
                  max_aspect_ratio: Optional[float] = None,
+                 max_pixels: Optional[int] = None,
                  to_float32: bool = False,
                  color_type: str = 'color',
                  imdecode_backend: str = 'cv2',
@@ -88,6 +96,9 @@ class LoadImageFromFileSafe(LoadImageFromFile):
         if max_aspect_ratio is not None and not max_aspect_ratio >= 1:
             raise ValueError(f'{name}: max_aspect_ratio must be >= 1 or None, '
                              f'got {max_aspect_ratio}')
+        if max_pixels is not None and not int(max_pixels) >= 1:
+            raise ValueError(
+                f'{name}: max_pixels must be >= 1 or None, got {max_pixels}')
         super().__init__(
             to_float32=to_float32,
             color_type='color',
@@ -96,6 +107,17 @@ class LoadImageFromFileSafe(LoadImageFromFile):
         self.on_error = on_error
         self.min_size = int(min_size)
         self.max_aspect_ratio = max_aspect_ratio
+        self.max_pixels = None if max_pixels is None else int(max_pixels)
+
+    @staticmethod
+    def _header_size(data: bytes) -> Optional[tuple]:
+        """(width, height) from the header, or None if Pillow cannot tell."""
+        from PIL import Image
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size
+        except Exception:  # noqa: BLE001 - left to the decoder
+            return None
 
     def _reject(self, filename: str, reason: str) -> None:
         msg = f'cannot use image file {filename!r}: {reason}'
@@ -116,6 +138,12 @@ class LoadImageFromFileSafe(LoadImageFromFile):
                 f'({type(err).__name__}: {err})')
         if not data:
             return self._reject(filename, 'empty file')
+        if self.max_pixels is not None:
+            size = self._header_size(data)
+            if size is not None and size[0] * size[1] > self.max_pixels:
+                return self._reject(
+                    filename, f'{size[0]}x{size[1]} pixels, more than '
+                    f'max_pixels={self.max_pixels}')
         try:
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         except cv2.error as err:
@@ -150,6 +178,7 @@ class LoadImageFromFileSafe(LoadImageFromFile):
         return (f'{type(self).__name__}(on_error={self.on_error!r}, '
                 f'min_size={self.min_size}, '
                 f'max_aspect_ratio={self.max_aspect_ratio}, '
+                f'max_pixels={self.max_pixels}, '
                 f'to_float32={self.to_float32}, '
                 f'backend_args={self.backend_args})')
 

@@ -78,8 +78,11 @@ def load_pretrain_state_dict(
         NotAPretrainCheckpointError: If the file has no ``backbone.`` or no
             ``neck.decoder.`` keys (it is then a classifier, a segmentor, an
             already converted file, ...).
+        RuntimeError: If the file is damaged (CRC mismatch, truncated), not
+            a PyTorch file (e.g. the ``last_checkpoint`` pointer: the error
+            names the checkpoint it points to) or not safely loadable.
     """
-    ckpt = safe_torch_load(path)
+    ckpt = safe_torch_load(path, verify=True)
     if not isinstance(ckpt, Mapping):
         raise NotAPretrainCheckpointError(
             f'{path} is not a FOLK/MFM pre-training checkpoint: it holds a '
@@ -292,6 +295,30 @@ def _plain_meta(meta: Mapping) -> dict:
     return out
 
 
+def check_output_path(src: str, dst: str) -> None:
+    """Refuse an output path that would replace the source checkpoint.
+
+    Args:
+        src (str): The pre-training checkpoint.
+        dst (str): The output file.
+
+    Raises:
+        ValueError: If ``dst`` is ``src`` (same file, also through a link)
+            or a directory.
+    """
+    same = osp.realpath(src) == osp.realpath(dst)
+    if not same and osp.exists(src) and osp.exists(dst):
+        same = osp.samefile(src, dst)
+    if same:
+        raise ValueError(
+            f'the output {dst} is the input checkpoint {src}: writing it '
+            'would replace the pre-training checkpoint (teacher, optimizer '
+            'and all) with the converted backbone. Choose another output '
+            'file.')
+    if osp.isdir(dst):
+        raise ValueError(f'the output {dst} is a directory; give a file name')
+
+
 def convert_checkpoint(src: str,
                        dst: str,
                        fmt: str,
@@ -313,6 +340,7 @@ def convert_checkpoint(src: str,
     """
     if fmt not in FORMATS:
         raise ValueError(f'format must be one of {FORMATS}, got {fmt!r}')
+    check_output_path(src, dst)
     state_dict, meta = load_pretrain_state_dict(src)
     backbone, report = extract_backbone(state_dict, weights, src=src)
     converted = _CONVERTERS[fmt](backbone)
@@ -373,7 +401,8 @@ def cli_main(fmt: str, argv: Optional[Sequence[str]] = None) -> int:
 
 __all__ = [
     'FORMATS', 'WEIGHTS', 'ConversionReport', 'NotAPretrainCheckpointError',
-    'cli_main', 'convert_checkpoint', 'detect_arch', 'extract_backbone',
-    'group_by_prefix', 'is_folk', 'load_pretrain_state_dict', 'report_prefix',
-    'to_mmpretrain', 'to_mmseg', 'to_timm'
+    'check_output_path', 'cli_main', 'convert_checkpoint', 'detect_arch',
+    'extract_backbone', 'group_by_prefix', 'is_folk',
+    'load_pretrain_state_dict', 'report_prefix', 'to_mmpretrain', 'to_mmseg',
+    'to_timm'
 ]

@@ -10,11 +10,12 @@ from .optim_wrapper import SyncFreeAmpOptimWrapper, SyncFreeOptimWrapper
 from .rankme_hook import RankMeHook, effective_rank
 from .resume_config import resume_config_changes
 from .runtime_info import DeferredRuntimeInfoHook
+from .seeding import EpochSeedHook
 from .train_checks import drop_disabled_hooks, prepare_train_cfg
 
 __all__ = [
-    'CollapseMonitorHook', 'DeferredRuntimeInfoHook', 'KNNMonitorHook',
-    'NonFiniteLossHook', 'RankMeHook', 'SafeCheckpointHook',
+    'CollapseMonitorHook', 'DeferredRuntimeInfoHook', 'EpochSeedHook',
+    'KNNMonitorHook', 'NonFiniteLossHook', 'RankMeHook', 'SafeCheckpointHook',
     'SyncFreeAmpOptimWrapper', 'SyncFreeOptimWrapper', 'adapt_cfg_to_device',
     'atomic_torch_save', 'atomic_write_text', 'drop_disabled_hooks',
     'effective_rank', 'find_resumable_checkpoint', 'prepare_train_cfg',

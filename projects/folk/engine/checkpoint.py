@@ -16,11 +16,14 @@ Everything FOLK does with checkpoint files lives here:
 :mod:`folk.compat` routes MMEngine's own checkpoint I/O through these
 functions; :class:`folk.engine.SafeCheckpointHook` uses them in the Runner.
 """
+import errno
+import fcntl
 import importlib
 import os
 import os.path as osp
 import pickle
 import re
+import shutil
 import uuid
 import zipfile
 from typing import IO, Callable, List, Optional, Tuple
@@ -102,12 +105,77 @@ def _load_error_summary(err: BaseException) -> str:
     names the refused global is more useful.
     """
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    # torch's own advice lines, never repeated to the user
+    lines = [
+        line for line in lines if 'weights_only' not in line.lower()
+        or 'unsupported global' in line.lower()
+    ] or lines
     pick = lines[0] if lines else ''
     for line in lines:
-        if 'Unsupported global' in line or 'WeightsUnpickler error' in line:
+        low = line.lower()
+        if 'unsupported global' in low or 'weightsunpickler error' in low:
             pick = line
             break
+    if pick.lower().startswith('please file an issue'):
+        # torch asks to report unknown opcodes: the bytes are not a pickle
+        pick = 'the data are not a pickle written by torch.save'
     return f'{type(err).__name__}: {pick.rstrip(".")}'
+
+
+# torch's legacy (non-zip) format starts with a protocol-2 pickle
+_LEGACY_MAGIC = b'\x80\x02'
+_POINTER_MAX_BYTES = 4096
+
+
+def read_pointer(path: str) -> Optional[str]:
+    """The checkpoint path written in an MMEngine ``last_checkpoint`` file.
+
+    Args:
+        path (str): A file that may be a ``last_checkpoint`` pointer.
+
+    Returns:
+        str | None: The path it names, or ``None`` if the file is not a
+        short UTF-8 text of one line.
+    """
+    try:
+        if osp.getsize(path) > _POINTER_MAX_BYTES:
+            return None
+        with open(path, 'rb') as f:
+            text = f.read().decode('utf-8').strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text or '\n' in text or '\x00' in text:
+        return None
+    return text
+
+
+def not_a_checkpoint_reason(path: str) -> Optional[str]:
+    """Why ``path`` cannot be a PyTorch checkpoint, judged from its bytes.
+
+    Nothing is unpickled. A ``last_checkpoint`` pointer (a text file naming
+    a checkpoint) is recognised and the file it names is given.
+
+    Args:
+        path (str): An existing file.
+
+    Returns:
+        str | None: The reason, or ``None`` if it looks like a zip-format or
+        legacy-format PyTorch file.
+    """
+    if zipfile.is_zipfile(path):
+        return None
+    with open(path, 'rb') as f:
+        head = f.read(2)
+    if head in (_LEGACY_MAGIC, b'PK'):  # PK: a zip cut short, see torch
+        return None
+    target = read_pointer(path)
+    if target is not None:
+        return (f"it is a text file naming {target!r} (MMEngine's "
+                "'last_checkpoint' pointer?): pass the checkpoint it names, "
+                f'{target}')
+    return ('it is not a PyTorch checkpoint (neither a zip archive nor '
+            "torch's legacy format; truncated at the start, or another "
+            'kind of file)')
 
 
 def _unsafe_error(source: str, err: BaseException) -> RuntimeError:
@@ -118,7 +186,10 @@ def _unsafe_error(source: str, err: BaseException) -> RuntimeError:
         'allowed (weights_only=True).')
 
 
-def safe_torch_load(path: str, map_location='cpu', mmap: bool = False):
+def safe_torch_load(path: str,
+                    map_location='cpu',
+                    mmap: bool = False,
+                    verify: bool = False):
     """Load a checkpoint with ``weights_only=True`` and a clear error.
 
     Args:
@@ -128,18 +199,32 @@ def safe_torch_load(path: str, map_location='cpu', mmap: bool = False):
             (zip-format files only; legacy files are read). Reading only
             the ``meta`` of a large checkpoint is then cheap. Defaults to
             False.
+        verify (bool): Check the CRC of every record first
+            (:func:`verify_checkpoint`; ``torch.load`` does not check the
+            CRCs of tensor data, so flipped bytes would load silently).
+            Defaults to False.
 
     Returns:
         dict: The loaded checkpoint.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        RuntimeError: If the file is truncated, not a checkpoint, or
-            contains a pickled object outside the allow-list.
+        RuntimeError: If the file is truncated, corrupt (with ``verify``),
+            not a checkpoint, or contains a pickled object outside the
+            allow-list.
     """
     path = os.fspath(path)
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
+    reason = not_a_checkpoint_reason(path)
+    if reason is not None:
+        raise RuntimeError(f'cannot load checkpoint {path!r}: {reason}.')
+    if verify:
+        reason = verify_checkpoint(path)
+        if reason is not None:
+            raise RuntimeError(
+                f'cannot load checkpoint {path!r}: {reason}. The file is '
+                'damaged; use an older checkpoint of the run.')
     allow_safe_globals()
     mmap = mmap and zipfile.is_zipfile(path)
     try:
@@ -189,13 +274,33 @@ def safe_load_url(url: str,
 # Writing
 # ---------------------------------------------------------------------------
 # .NAME.<pid>.<8 hex>.tmp, see _atomic_write
-_TEMP_FILE_RE = re.compile(r'^\..+\.\d+\.[0-9a-f]{8}\.tmp$')
+_TEMP_FILE_RE = re.compile(r'^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$')
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def is_temporary_file(name: str) -> bool:
     """Whether ``name`` is the temporary file of an interrupted atomic
-    write (left behind only by a process killed with SIGKILL)."""
-    return _TEMP_FILE_RE.match(osp.basename(name)) is not None
+    write (left behind only by a process killed with SIGKILL).
+
+    The name holds the writer's pid: the file of a process that is still
+    running on this host (another run's save in progress) is not one.
+    """
+    match = _TEMP_FILE_RE.match(osp.basename(name))
+    if match is None:
+        return False
+    pid = int(match.group(1))
+    return pid == os.getpid() or not _pid_running(pid)
 
 
 def _fsync_dir(path: str) -> None:
@@ -233,11 +338,42 @@ def _atomic_write(path: str, binary: bool, write: Callable[[IO],
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if osp.exists(tmp):
             os.remove(tmp)
+        cause = _os_error_in_chain(err) if isinstance(err, Exception) else None
+        if cause is not None and cause is not err:
+            # e.g. torch's "enforce fail ... unexpected pos" after ENOSPC
+            raise _save_error(path, cause) from err
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise _save_error(path, err) from err
         raise
     _fsync_dir(directory)
+
+
+def _os_error_in_chain(err: BaseException) -> Optional[OSError]:
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _save_error(path: str, err: OSError) -> OSError:
+    directory = osp.dirname(path)
+    try:
+        free = f'{shutil.disk_usage(directory).free / 2**20:.0f} MiB free'
+    except OSError:
+        free = 'free space unknown'
+    hint = ''
+    if err.errno == errno.ENOSPC:
+        hint = (' SafeCheckpointHook deletes an outdated checkpoint only '
+                'after the new one is written: the work dir needs room for '
+                'max_keep_ckpts + 1 checkpoints.')
+    return type(err)(err.errno, f'cannot write {path}: {err.strerror or err} '
+                     f'({free} in {directory}).{hint}')
 
 
 def atomic_torch_save(obj, path: str) -> None:
@@ -317,6 +453,41 @@ def _step(name: str) -> Optional[Tuple[str, int]]:
     return (match.group(1), int(match.group(2))) if match else None
 
 
+def runner_checkpoint_problem(path: str) -> Optional[str]:
+    """Why an intact file cannot be resumed by MMEngine's Runner.
+
+    ``Runner.resume`` needs a dict with ``meta`` (a dict) and
+    ``state_dict``. Only the pickled part is read (``mmap``).
+
+    Args:
+        path (str): A file that passed :func:`verify_checkpoint`.
+
+    Returns:
+        str | None: The reason, or ``None`` for a Runner checkpoint.
+    """
+    try:
+        ckpt = safe_torch_load(path, mmap=True)
+    except Exception as err:  # noqa: BLE001 - reported to the caller
+        return str(err)
+    if not isinstance(ckpt, dict):
+        return f'holds a {type(ckpt).__name__}, not a Runner checkpoint'
+    missing = [k for k in ('meta', 'state_dict') if k not in ckpt]
+    if missing or not isinstance(ckpt['meta'], dict):
+        return ('not a Runner checkpoint (no ' +
+                ' / '.join(repr(k) for k in missing or ['meta']) + ')')
+    return None
+
+
+def _checkpoint_files(directory: str) -> List[Tuple[Tuple[str, int], str]]:
+    out = []
+    if osp.isdir(directory):
+        for name in os.listdir(directory):
+            step = _step(name)
+            if step is not None:
+                out.append((step, osp.join(directory, name)))
+    return out
+
+
 def find_resumable_checkpoint(work_dir: str,
                               warn: Callable[[str],
                                              None] = print) -> Optional[str]:
@@ -325,64 +496,151 @@ def find_resumable_checkpoint(work_dir: str,
     MMEngine auto-resumes (``resume=True`` with ``load_from=None``, i.e.
     ``tools/train.py --resume auto``) from the file named in
     ``work_dir/last_checkpoint``; if that file is truncated or corrupt the
-    run cannot restart. The candidates here are that file, then the older
-    ``iter_*.pth`` / ``epoch_*.pth`` files of the same directory, newest
-    first. The first one that passes :func:`verify_checkpoint` is returned;
-    each skipped file is reported through ``warn`` with the reason.
+    run cannot restart. The candidates here are:
+
+    1. the file named in ``last_checkpoint``;
+    2. a file of the same name in ``work_dir`` (the work dir was moved: the
+       pointer still names the old place);
+    3. the older ``iter_*.pth`` / ``epoch_*.pth`` files of the pointer's
+       directory (or of ``work_dir``), newest first.
+
+    Without a usable pointer (missing, empty, not text) every
+    ``iter_*.pth`` / ``epoch_*.pth`` of ``work_dir`` is a candidate: a
+    missing pointer next to checkpoints never starts the run over. The
+    first candidate that passes :func:`verify_checkpoint` and holds a Runner
+    checkpoint (:func:`runner_checkpoint_problem`) is returned; each skipped
+    file is reported through ``warn`` with the reason.
 
     Args:
         work_dir (str): The run's work directory.
         warn (callable): Receives one message per skipped file.
 
     Returns:
-        str | None: The checkpoint, or ``None`` when there is no
-        ``last_checkpoint`` (a fresh run; MMEngine then starts from
-        scratch).
+        str | None: The checkpoint, or ``None`` when the work dir holds
+        neither ``last_checkpoint`` nor a checkpoint file (a fresh run).
 
     Raises:
-        RuntimeError: If ``last_checkpoint`` exists but no candidate is
-            intact (starting from scratch silently would discard the run).
+        RuntimeError: If there are candidates but none is intact (starting
+            from scratch silently would discard the run).
     """
     pointer = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(pointer):
+    latest = ''
+    if osp.isfile(pointer):
+        text = read_pointer(pointer)
+        if text is None and osp.getsize(pointer) > 0:
+            warn(f'auto-resume: {pointer} does not hold a file name (binary '
+                 'or damaged data); ignoring it and trying every checkpoint '
+                 f'in {work_dir}')
+        latest = text or ''
+    elif _checkpoint_files(work_dir):
+        warn(f'auto-resume: {pointer} is missing, but {work_dir} holds '
+             'checkpoints: resuming the newest intact one (to start a new '
+             'run, use another --work-dir)')
+    else:
         return None
-    with open(pointer) as f:
-        latest = f.read().strip()
+
     ckpt_dir = osp.dirname(latest) if latest else work_dir
     if not osp.isdir(ckpt_dir):
         ckpt_dir = work_dir
     latest_step = _step(osp.basename(latest)) if latest else None
+    first = [latest] if latest else []
+    moved = osp.join(work_dir, osp.basename(latest)) if latest else ''
+    if (latest_step is not None and not osp.isfile(latest)
+            and osp.abspath(moved) != osp.abspath(latest)):
+        first.append(moved)
 
-    others: List[Tuple[int, str]] = []
-    for name in os.listdir(ckpt_dir):
-        step = _step(name)
-        path = osp.join(ckpt_dir, name)
-        if step is None or osp.abspath(path) == osp.abspath(latest or ''):
+    others = []
+    for step, path in _checkpoint_files(ckpt_dir):
+        if any(osp.abspath(path) == osp.abspath(p) for p in first):
             continue
         if latest_step is not None and (step[0] != latest_step[0]
                                         or step[1] >= latest_step[1]):
             continue
-        others.append((step[1], path))
-    candidates = ([latest] if latest else
-                  []) + [path for _, path in sorted(others, reverse=True)]
+        others.append((step[1], step[0], path))
+    candidates = first + [path for *_, path in sorted(others, reverse=True)]
 
     skipped = []
     for path in candidates:
         reason = verify_checkpoint(path)
+        if reason is None:
+            reason = runner_checkpoint_problem(path)
         if reason is None:
             return path
         skipped.append(f'{path} ({reason})')
         warn(f'auto-resume: skipping checkpoint {path}: {reason}; trying the '
              'previous one')
     raise RuntimeError(
-        f'auto-resume: {pointer} exists but no intact checkpoint was found '
-        f'in {ckpt_dir}: ' + ('; '.join(skipped) or 'no checkpoint files') +
-        f'. Remove {pointer} to start from scratch, or pass --resume PATH.')
+        f'auto-resume: no intact checkpoint was found in {ckpt_dir}: ' +
+        ('; '.join(skipped) or 'no checkpoint files') +
+        '. Nothing was deleted. Pass --resume PATH to a checkpoint of the '
+        'run, or start a new run in another --work-dir.')
+
+
+# ---------------------------------------------------------------------------
+# One run per work directory
+# ---------------------------------------------------------------------------
+class WorkDirLock:
+    """An exclusive lock on a work directory, held for a whole run.
+
+    Two runs in one work dir write the same checkpoint, pointer and log
+    files, and one run's clean-up of temporary files may delete the other's
+    save in progress. The lock is a POSIX record lock (``fcntl.lockf``)
+    on ``work_dir/.lock``, which holds the owner's pid. It belongs to the
+    process (DataLoader workers forked from it do not hold it) and the
+    kernel releases it when the process ends, however it ends (a SIGKILL
+    leaves no stale lock).
+
+    Args:
+        work_dir (str): The run's work directory (created if needed).
+
+    Raises:
+        RuntimeError: From :meth:`acquire`, if another process holds it.
+    """
+
+    def __init__(self, work_dir: str) -> None:
+        self.work_dir = work_dir
+        self.path = osp.join(work_dir, '.lock')
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> 'WorkDirLock':
+        os.makedirs(self.work_dir, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            try:
+                owner = os.pread(fd, 64, 0).decode(errors='replace').strip()
+            finally:
+                os.close(fd)
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise RuntimeError(
+                f'another run (pid {owner or "unknown"}) is using the work '
+                f'dir {self.work_dir} ({self.path} is locked). Two runs in '
+                'one work dir overwrite each other\'s checkpoints and logs: '
+                'wait for it to end, stop it, or use another --work-dir.'
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f'{os.getpid()}\n'.encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None
+
+    def __enter__(self) -> 'WorkDirLock':
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 __all__ = [
     'allow_safe_globals', 'atomic_torch_save', 'atomic_write_text',
     'find_resumable_checkpoint', 'history_buffer_getattr', 'is_temporary_file',
+    'not_a_checkpoint_reason', 'read_pointer', 'runner_checkpoint_problem',
     'safe_checkpoint_globals', 'safe_load_url', 'safe_torch_load',
-    'verify_checkpoint'
+    'verify_checkpoint', 'WorkDirLock'
 ]

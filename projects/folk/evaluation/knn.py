@@ -17,6 +17,7 @@
 """
 import contextlib
 import copy
+import os.path as osp
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -159,6 +160,65 @@ def global_features(backbone: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return split_features(feat, images.shape[-2:])[0]
 
 
+_SAFE_LOADER_ARGS = {
+    'to_float32': None,
+    'color_type': 'color',
+    'imdecode_backend': 'cv2',
+    'backend_args': None,
+}
+
+
+def safe_loading_pipeline(pipeline: Sequence[dict]) -> List[dict]:
+    """A copy of ``pipeline`` that loads images with
+    ``LoadImageFromFileSafe``.
+
+    mmcv's ``LoadImageFromFile`` fails on a bad file with an OpenCV error
+    that names no file; ``LoadImageFromFileSafe`` decodes the same way
+    (OpenCV, ``IMREAD_COLOR``) and raises ``ImageLoadError`` naming the
+    file and the reason. Loaders with other options are kept.
+    """
+    out = copy.deepcopy(list(pipeline))
+    for step in out:
+        if not isinstance(step, dict) or step.get('type') not in (
+                'LoadImageFromFile', 'mmpretrain.LoadImageFromFile'):
+            continue
+        options = {k: v for k, v in step.items() if k != 'type'}
+        if all(k in _SAFE_LOADER_ARGS and _SAFE_LOADER_ARGS[k] in (None, v)
+               for k, v in options.items()):
+            step['type'] = 'LoadImageFromFileSafe'
+    return out
+
+
+def check_image_files(dataset, cfg: dict) -> None:
+    """Refuse missing or empty local image files of a k-NN subset.
+
+    Checked when the monitor is built (before the first iteration), by
+    file size only: a bad bank file would otherwise stop training at the
+    first evaluation, before that iteration's checkpoint, and again after
+    every re-run.
+
+    Raises:
+        ValueError: Naming up to five bad files and the dataset.
+    """
+    bad = []
+    for i in range(len(dataset)):
+        path = dataset.get_data_info(i).get('img_path')
+        if not isinstance(path, str) or '://' in path:
+            continue
+        if not osp.isfile(path):
+            bad.append(f'{path} (missing)')
+        elif osp.getsize(path) == 0:
+            bad.append(f'{path} (empty file)')
+    if bad:
+        source = cfg.get('ann_file') or cfg.get('data_root')
+        raise ValueError(
+            f'KNNEvaluator: {len(bad)} image file(s) of the k-NN set '
+            f'{source!r} cannot be used: ' + '; '.join(bad[:5]) +
+            (' ...' if len(bad) > 5 else '') +
+            '. Fix or remove them from the list (the k-NN monitor runs '
+            'before the checkpoint of its iteration).')
+
+
 class KNNEvaluator:
     """k-NN top-1 of frozen backbone features on a labelled bank / query set.
 
@@ -219,7 +279,7 @@ class KNNEvaluator:
     def _dataset(self, cfg: dict, per_class: Optional[int]):
         from mmpretrain.registry import DATASETS
         cfg = copy.deepcopy(cfg)
-        cfg['pipeline'] = copy.deepcopy(self.pipeline)
+        cfg['pipeline'] = safe_loading_pipeline(self.pipeline)
         dataset = DATASETS.build(cfg)
         if hasattr(dataset, 'full_init'):
             dataset.full_init()
@@ -235,6 +295,7 @@ class KNNEvaluator:
         # freed, a new object at the same address is "copied" as the stale
         # one (a bank pipeline that held a data set of an earlier run).
         dataset.get_subset_(indices)
+        check_image_files(dataset, cfg)
         return dataset, int(np.max(labels)) + 1
 
     def build(self) -> None:
