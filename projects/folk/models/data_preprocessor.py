@@ -12,7 +12,7 @@ from ..views.collate import collate_params
 from ..views.crop import crop_plan, crop_rows, pack_rows
 from ..views.photometric import (check_photometric_array, device_consts,
                                  photometric_plan, photometric_run)
-from ..views.transfer import HostPack
+from ..views.transfer import HostPack, autocast_off
 
 
 @MODELS.register_module()
@@ -58,6 +58,8 @@ class FrequencyFilterPreprocessor(SelfSupDataPreprocessor):
     Args: as :class:`mmpretrain.models.SelfSupDataPreprocessor`.
     """
 
+    _affine: dict = {}
+
     def forward(self, data: dict, training: bool = False) -> Dict:
         """Cut, augment, filter and normalise a batch (see the class
         docstring)."""
@@ -69,7 +71,7 @@ class FrequencyFilterPreprocessor(SelfSupDataPreprocessor):
         else:
             params, inputs = self._from_samples(data['inputs'], samples)
             out_samples = samples
-        with torch.autocast(torch.device(self._device).type, enabled=False):
+        with autocast_off(self._device):
             inputs = self.cast_data(inputs)
             out = self._views(inputs, params)
         return dict(inputs=out, data_samples=out_samples)
@@ -168,11 +170,15 @@ class FrequencyFilterPreprocessor(SelfSupDataPreprocessor):
             keep=list(keep.chunk(num_views)))
 
     def _normalize(self, x01: torch.Tensor) -> torch.Tensor:
-        """Normalise a [0, 1] image with the 0-255 ``mean`` / ``std``."""
-        x = x01 * 255.
-        if self._enable_normalize:
-            x = (x - self.mean) / self.std
-        return x
+        """Normalise a [0, 1] image with the 0-255 ``mean`` / ``std``: one
+        fused ``x01 * (255 / std) - mean / std``."""
+        if not self._enable_normalize:
+            return x01 * 255.
+        scale, shift = self._affine.get(self.mean.device, (None, None))
+        if scale is None or scale.device != self.mean.device:
+            scale, shift = 255. / self.std, -self.mean / self.std
+            self._affine = {self.mean.device: (scale, shift)}
+        return torch.addcmul(shift, x01, scale)
 
 
 __all__ = ['FrequencyFilterPreprocessor']

@@ -223,12 +223,12 @@ def crop_plan(shapes: np.ndarray, source: np.ndarray, crops: np.ndarray,
     row0 = np.concatenate([[0], np.cumsum(shapes[:, 0] * shapes[:, 1])])
     hmax = int(h.max())
     y = np.arange(hmax)
-    # (N, 3, hmax) rows of every view's crop; rows past the crop repeat the
-    # first one (their vertical weights are 0)
+    # (N, hmax, 3) rows of every view's crop, row-major over (y, channel);
+    # rows past the crop repeat the first one (their vertical weights are 0)
     rows = (
         row0[source][:, None, None] +
-        np.arange(3)[None, :, None] * height[:, None, None] +
-        top[:, None, None] + np.where(y < h[:, None], y, 0)[:, None])
+        np.arange(3)[None, None, :] * height[:, None, None] +
+        top[:, None, None] + np.where(y < h[:, None], y, 0)[..., None])
     first, taps = bicubic_coefficients(w, size, flip.astype(bool))
     hidx = np.minimum(
         left[:, None, None] + first[..., None] + np.arange(taps.shape[-1]),
@@ -259,18 +259,23 @@ def crop_rows(rows: torch.Tensor, dev: dict, size: int,
     n = dev['crop_htaps'].shape[0]
     width = rows.shape[1]
     with _exact_float32_matmul(rows.device):
-        x = rows.index_select(0, dev['crop_rows']).view(n, 3, hmax,
+        # (N, hmax * 3, W): the crop's rows, channels interleaved
+        x = rows.index_select(0, dev['crop_rows']).view(n, hmax * 3,
                                                         width).float()
-        wh = x.new_zeros(n, size, width).scatter_add_(2, dev['crop_hidx'],
-                                                      dev['crop_htaps'])
-        # horizontal pass: (N, 3, hmax, W) @ (N, 1, W, S)
-        x = torch.matmul(x,
-                         wh.transpose(1, 2)[:, None]).round_().clamp_(0, 255)
-        wv = x.new_zeros(n, size, hmax).scatter_add_(2, dev['crop_vidx'],
-                                                     dev['crop_vtaps'])
-        # vertical pass: (N, 1, S, hmax) @ (N, 3, hmax, S)
-        x = torch.matmul(wv[:, None], x).round_().clamp_(0, 255)
-    return x.to(torch.uint8)
+        wh = torch.zeros(
+            n, size, width,
+            device=x.device).scatter_add_(2, dev['crop_hidx'],
+                                          dev['crop_htaps'])
+        # horizontal pass: (N, hmax * 3, W) @ (N, W, S)
+        x = torch.bmm(x, wh.transpose(1, 2)).round_().clamp_(0, 255)
+        wv = torch.zeros(
+            n, size, hmax,
+            device=x.device).scatter_add_(2, dev['crop_vidx'],
+                                          dev['crop_vtaps'])
+        # vertical pass: (N, S, hmax) @ (N, hmax, 3 * S) -> (N, S, 3, S)
+        x = torch.bmm(wv, x.view(n, hmax, 3 * size)).round_().clamp_(0, 255)
+    return x.view(n, size, 3, size).permute(0, 2, 1, 3).to(
+        torch.uint8, memory_format=torch.contiguous_format)
 
 
 def resized_crops(images: Union[torch.Tensor, Sequence[torch.Tensor]],

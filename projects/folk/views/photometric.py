@@ -42,7 +42,7 @@ without float64 (Apple MPS) are not supported.
 """
 import functools
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ from .recipe import (BLUR_PASSES, GRAYSCALE_WEIGHTS, JITTER_OPS, PARAM_KEYS,
                      PHOTOMETRIC_COLUMNS, SOLARIZE_THRESHOLD,
                      apply_photometric_cpu, check_params, identity_params,
                      photometric_array)
-from .transfer import HostPack
+from .transfer import HostPack, autocast_off
 
 # OpenCV's fixed-point RGB -> gray (``COLOR_BGR2GRAY`` on uint8): 15 bits.
 _GRAY_B, _GRAY_G, _GRAY_R, _GRAY_SHIFT = 3735, 19235, 9798, 15
@@ -266,37 +266,36 @@ def hue_tables(device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
     """OpenCV's uint8 HSV round trip tabulated over all 2**24 colours.
 
     Returns:
-        tuple[Tensor, Tensor]: ``to_hsv`` (2**24,) int64, the packed
-        ``v << 16 | s << 8 | h`` of every packed ``b << 16 | g << 8 | r``
-        colour (:func:`bgr_to_hsv_full`), and ``to_bgr`` (2**24,) int64, the
-        packed colour of every packed HSV value (:func:`hsv_full_to_bgr`).
-        Built once per device (64 MiB each on the device).
+        tuple[Tensor, Tensor]: ``to_hsv`` (256, 256, 256) int64, indexed by
+        ``b, g, r``: the code ``(v * 256 + s) * 512 + h`` of the colour's
+        HSV (:func:`bgr_to_hsv_full`); and ``to_bgr`` (2**25, 3) uint8, the
+        BGR colour of every code (:func:`hsv_full_to_bgr`), with the hues
+        256-511 repeating 0-255, so that a hue shift in [0, 255] is added
+        to the code. Built once per device (128 + 96 MiB there).
     """
     code = torch.arange(1 << 24, device=device, dtype=torch.int32)
     planes = torch.stack([(code >> 16) & 255, (code >> 8) & 255, code & 255])
     grid = planes.view(1, 3, 4096, 4096)  # (b, g, r) or (v, s, h) planes
     hsv = bgr_to_hsv_full(grid.to(torch.uint8)).view(3, -1).long()
-    to_hsv = hsv[2] << 16 | hsv[1] << 8 | hsv[0]
-    bgr = hsv_full_to_bgr(grid.flip(1)).view(3, -1).long()  # (h, s, v) in
-    to_bgr = bgr[0] << 16 | bgr[1] << 8 | bgr[2]
+    to_hsv = ((hsv[2] << 8 | hsv[1]) << 9 | hsv[0]).view(256, 256, 256)
+    bgr = hsv_full_to_bgr(grid.flip(1)).view(3, 1 << 16, 1, 256)
+    to_bgr = bgr.expand(3, 1 << 16, 2, 256).reshape(3, -1).t().contiguous()
     return to_hsv, to_bgr
 
 
-def _hue_lookup(img: torch.Tensor, shift: torch.Tensor,
-                dev: Dict[str, torch.Tensor]) -> torch.Tensor:
+def _hue_lookup(img: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """The hue shift of :func:`adjust_hue` through :func:`hue_tables`.
 
     Args:
         img (Tensor): (n, 3, H, W) uint8 BGR.
         shift (Tensor): (n, 1, 1) int64 shifts in [0, 255].
-        dev (dict): ``hue_pack`` and ``hue_unpack`` (:func:`device_consts`).
+
+    Returns:
+        Tensor: (n, 3, H, W) uint8 (channels-last strides).
     """
     to_hsv, to_bgr = hue_tables(img.device)
-    code = (img.long() * dev['hue_pack']).sum(1)  # (n, H, W)
-    hsv = to_hsv[code]
-    hsv = (hsv & ~255) | ((hsv + shift) & 255)
-    out = (to_bgr[hsv][:, None] >> dev['hue_unpack']) & 255
-    return out.to(torch.uint8)
+    b, g, r = img.long().unbind(1)  # (n, H, W)
+    return to_bgr[to_hsv[b, g, r] + shift].permute(0, 3, 1, 2)
 
 
 def adjust_hue(img: torch.Tensor, hue) -> torch.Tensor:
@@ -359,7 +358,7 @@ def gaussian_blur(img: torch.Tensor, sigma: Sequence[float]) -> torch.Tensor:
     Returns:
         Tensor: (N, 3, H, W) uint8.
     """
-    with torch.autocast(img.device.type, enabled=False):
+    with autocast_off(img.device):
         n, c = img.shape[:2]
         pack = HostPack()
         pack.add('w', _blur_weights(sigma, c))
@@ -482,9 +481,8 @@ def _blend(img: torch.Tensor, dev: Dict[str, torch.Tensor], prefix: str,
     ``beta`` the float32 product of ``1 - alpha`` and the mean gray level
     (contrast) or the pixel's gray level (saturation); then floored
     (brightness, contrast) or rounded half to even (saturation)."""
-    x = img.float()
     # OpenCV's gray, exact in float32: weights scaled by 2**-15, + 0.5
-    gray = (x * dev['gray_w']).sum(1, keepdim=True).add_(0.5).floor_()
+    gray = (img * dev['gray_w']).sum(1, keepdim=True).add_(0.5).floor_()
     if mean:  # OpenCV's mean, rounded: float64 sum of integers, exact
         count = gray.shape[-1] * gray.shape[-2]
         level = (gray.sum(
@@ -493,7 +491,8 @@ def _blend(img: torch.Tensor, dev: Dict[str, torch.Tensor], prefix: str,
     else:
         beta = dev[f'{prefix}_wmean{p}']  # zeros
     beta = torch.addcmul(beta, gray, dev[f'{prefix}_wgray{p}'])  # float32
-    y = torch.addcmul(beta, x, dev[f'{prefix}_alpha{p}']).float()
+    # float64: the uint8 levels times float32 factors are exact
+    y = torch.addcmul(beta, img, dev[f'{prefix}_alpha{p}']).float()
     if rounding:
         y = torch.where(dev[f'{prefix}_round{p}'], y.round(), y.floor())
     else:
@@ -531,10 +530,10 @@ def photometric_run(img: torch.Tensor,
             out = _blend(out, dev, prefix, p, mean, rounding)
         shift = dev.get(f'{prefix}_hue_shift{p}')
         if plan.hue[p] == n:
-            out = _hue_lookup(out, shift, dev)
+            out = _hue_lookup(out, shift).contiguous()
         elif plan.hue[p]:
             idx = dev[f'{prefix}_hue_idx{p}']
-            out = put(idx, _hue_lookup(out.index_select(0, idx), shift, dev))
+            out = put(idx, _hue_lookup(out.index_select(0, idx), shift))
     if plan.gray:
         idx = dev[f'{prefix}_gray_idx']
         out = put(idx, grayscale(out.index_select(0, idx)))
@@ -554,8 +553,6 @@ def photometric_run(img: torch.Tensor,
 def device_consts(pack: HostPack) -> None:
     """Add the constants of :func:`photometric_run` to ``pack``."""
     pack.add('gray_w', _GRAY_WEIGHTS_2_15.reshape(1, 3, 1, 1))
-    pack.add('hue_pack', np.array([65536, 256, 1]).reshape(1, 3, 1, 1))
-    pack.add('hue_unpack', np.array([16, 8, 0]).reshape(1, 3, 1, 1))
 
 
 def apply_photometric(img: torch.Tensor,
@@ -590,7 +587,7 @@ def apply_photometric(img: torch.Tensor,
         params = photometric_array(params, check)
     elif check:
         check_photometric_array(params, 'params')
-    with torch.autocast(img.device.type, enabled=False):
+    with autocast_off(img.device):
         pack = HostPack()
         device_consts(pack)
         plan = photometric_plan(params, img.shape[1], pack)

@@ -1,4 +1,6 @@
-"""One host-to-device copy for all per-step parameters of the views."""
+"""One host-to-device copy for all per-step parameters of the views, and
+the autocast-free region the views are computed in."""
+import contextlib
 from typing import Dict
 
 import numpy as np
@@ -55,4 +57,14 @@ class HostPack:
         return out
 
 
-__all__ = ['HostPack']
+def autocast_off(device) -> contextlib.AbstractContextManager:
+    """Disable autocast on ``device`` (the views need exact float32 /
+    float64 arithmetic); a no-op where autocast does not exist (``meta``).
+    """
+    kind = torch.device(device).type
+    if not torch.amp.is_autocast_available(kind):
+        return contextlib.nullcontext()
+    return torch.autocast(kind, enabled=False)
+
+
+__all__ = ['HostPack', 'autocast_off']
