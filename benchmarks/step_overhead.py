@@ -33,11 +33,15 @@ Part 2, through MMEngine's Runner (the demo config, shrunk: batch
 - sync-inducing calls per iteration (``item`` / ``float`` / ``bool`` /
   ``tolist``, i.e. ``aten._local_scalar_dense``, and ``nonzero``) in the
   model, the optimizer wrapper and the hooks, outside the preprocessor
-  (measured in part 1 on ``meta``, where such a call fails), split into
-  iterations at a log interval and between them;
+  (measured in part 1 on ``meta``, where such a call fails) and outside
+  ``optimizer.step`` (torch keeps the step counters of its non-fused
+  optimizers on the host, also on CUDA), in the first
+  half of the iterations, split into iterations at a log interval and
+  between them (on CPU every tensor there would live on the device);
 - the Runner's host time per iteration outside the model: the median time
-  of a Runner iteration minus that of a plain PyTorch loop (preprocessor,
-  ``loss``, backward, clip, step) over the same model and batch.
+  of a Runner iteration (second half, not counted) minus that of a plain
+  PyTorch loop (preprocessor, ``loss``, backward, clip, step) over the same
+  model and batches.
 
 On CUDA (``--device cuda``) part 1 also times the preprocessor on the
 device (mean of 10 calls after a warm-up, synchronised) and counts its
@@ -84,8 +88,9 @@ class OpCounter(TorchDispatchMode):
     """Count non-view ops on device tensors, their bytes and blocking
     host-to-device copies, per ``part``."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: bool = False) -> None:
         super().__init__()
+        self.host = host  # count calls on host tensors too (CPU runs)
         self.part = 'other'
         self.ops: Dict[str, int] = defaultdict(int)
         self.bytes: Dict[str, int] = defaultdict(int)
@@ -100,8 +105,9 @@ class OpCounter(TorchDispatchMode):
             t for t in torch.utils._pytree.tree_leaves((args, kwargs, out))
             if isinstance(t, torch.Tensor)
         ]
-        if name in ('_local_scalar_dense', 'nonzero') and any(
-                t.device.type != 'cpu' for t in tensors):
+        if name in ('_local_scalar_dense',
+                    'nonzero') and (self.host or any(t.device.type != 'cpu'
+                                                     for t in tensors)):
             self.syncs += 1
         if func.is_view or name in _SKIP:
             return out
@@ -353,9 +359,9 @@ class _Repeat(torch.utils.data.Dataset):
         return copy.deepcopy(self.samples[i % len(self.samples)])
 
 
-def _runner_parts(batch_size: int, crop: int):
+def _runner_parts(demo: str, batch_size: int, crop: int):
     """Config, packed samples and collate of the shrunk demo config."""
-    cfg = load_config(DEMO)
+    cfg = load_config(demo)
     cfg.model.backbone.img_size = crop
     rng = np.random.default_rng(0)
     steps = copy.deepcopy(cfg.train_pipeline[1:])
@@ -382,16 +388,19 @@ def runner_rows(batch_size: int,
                 iters: int,
                 log_interval: int,
                 work_dir: str,
-                crop: int = 32) -> dict:
+                crop: int = 32,
+                demo: str = DEMO) -> dict:
     """Part 2: syncs per iteration and the Runner's host overhead."""
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
-    cfg, samples, collate = _runner_parts(batch_size, crop)
+    cfg, samples, collate = _runner_parts(demo, batch_size, crop)
     loader = torch.utils.data.DataLoader(
         _Repeat(samples, batch_size * (iters + 2)),
         batch_size=batch_size,
         collate_fn=collate,
         num_workers=0)
+
+    counted = iters // 2  # the first half counted, the second timed
 
     class CountSyncs(Hook):
         priority = 'HIGHEST'
@@ -401,17 +410,27 @@ def runner_rows(batch_size: int,
             self.times: List[float] = []
             self.mode = None
 
-        def before_train_iter(self, runner, batch_idx, data_batch=None):
-            self.mode = OpCounter()
-            self.mode.__enter__()
-            self.t0 = time.perf_counter()
+        def before_train(self, runner):
+            optimizer = runner.optim_wrapper.optimizer  # built by now
+            self.step = step = optimizer.step
 
-        def after_train_iter(self,
-                             runner,
-                             batch_idx,
-                             data_batch=None,
-                             outputs=None):
-            pass
+            def step_uncounted(*args, **kwargs):
+                # torch's AdamW / SGD keep their step counters on the host
+                # unless fused or capturable: their ``item`` calls are no
+                # syncs on CUDA
+                if self.mode is None:
+                    return step(*args, **kwargs)
+                with torch.utils._python_dispatch._disable_current_modes():
+                    return step(*args, **kwargs)
+
+            optimizer.step = step_uncounted
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            self.mode = OpCounter(host=True) if runner.iter < counted \
+                else None
+            if self.mode is not None:
+                self.mode.__enter__()
+            self.t0 = time.perf_counter()
 
     class StopCount(Hook):
         priority = 'LOWEST'
@@ -425,7 +444,9 @@ def runner_rows(batch_size: int,
                              data_batch=None,
                              outputs=None):
             c = self.counter
-            c.times.append(time.perf_counter() - c.t0)
+            if c.mode is None:
+                c.times.append(time.perf_counter() - c.t0)
+                return
             c.mode.__exit__(None, None, None)
             c.per_iter.append(c.mode.syncs)
 
@@ -454,17 +475,16 @@ def runner_rows(batch_size: int,
     forward = pre.forward
 
     def paused(*args, **kwargs):  # the preprocessor is counted in part 1
-        mode = counter.mode
-        saved = mode.syncs
-        try:
-            with torch.utils._python_dispatch._disable_current_modes():
-                return forward(*args, **kwargs)
-        finally:
-            mode.syncs = saved
+        if counter.mode is None:
+            return forward(*args, **kwargs)
+        with torch.utils._python_dispatch._disable_current_modes():
+            return forward(*args, **kwargs)
 
     pre.forward = paused
     runner.train()
     pre.forward = forward
+    optimizer = runner.optim_wrapper.optimizer
+    optimizer.step = counter.step
     per_iter = counter.per_iter
     at_log = [s for i, s in enumerate(per_iter) if (i + 1) % log_interval == 0]
     between = [
@@ -474,7 +494,7 @@ def runner_rows(batch_size: int,
     model = runner.model
     optim = runner.optim_wrapper.optimizer
     clip = cfg.optim_wrapper.get('clip_grad')
-    batches = [b for _, b in zip(range(iters), loader)]
+    batches = [b for _, b in zip(range(iters - counted), loader)]
     plain = []
     for b in batches:
         t0 = time.perf_counter()
@@ -488,7 +508,7 @@ def runner_rows(batch_size: int,
         optim.step()
         optim.zero_grad()
         plain.append(time.perf_counter() - t0)
-    runner_ms = statistics.median(counter.times[1:]) * 1e3
+    runner_ms = statistics.median(counter.times) * 1e3
     plain_ms = statistics.median(plain[1:]) * 1e3
     return dict(
         batch=batch_size,
@@ -553,13 +573,14 @@ def table(result: dict) -> str:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default=VIT_B)
+    parser.add_argument('--demo-config', default=DEMO)
     parser.add_argument('--images', type=int, default=128)
     parser.add_argument(
         '--no-double',
         action='store_true',
         help='skip the count at twice --images')
-    parser.add_argument('--runner-batch', type=int, default=8)
-    parser.add_argument('--iters', type=int, default=12)
+    parser.add_argument('--runner-batch', type=int, default=4)
+    parser.add_argument('--iters', type=int, default=16)
     parser.add_argument('--log-interval', type=int, default=4)
     parser.add_argument('--no-runner', action='store_true')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
