@@ -11,11 +11,13 @@ uint8), the config's ``train_pipeline`` after loading (``FOLKViews`` draws,
 
 - device ops, blocking host-to-device copies and memory traffic: the
   preprocessor runs on ``meta`` tensors under a ``TorchDispatchMode`` that
-  records every non-view operation on a device tensor, the bytes of its
+  records every non-view operation on a device tensor (allocations without
+  a fill, which launch no kernel, are left out), the bytes of its
   tensor inputs and outputs (gathers count their whole table), and every
   host-to-device copy with ``non_blocking=False``; a spy on
   ``torch.as_tensor`` / ``torch.tensor`` counts the copies made inside
-  tensor constructors from Python data, which a dispatch mode cannot see.
+  tensor constructors from Python data (lists, numbers), which a dispatch
+  mode cannot see.
   ``folk.frequency.host_to_device`` takes its CUDA branch (a non-blocking
   copy from pinned memory; pinning itself needs CUDA). Ops are split into
   the crops, the photometric augmentation and the rest (the copy of the
@@ -80,7 +82,10 @@ from benchmark_report import write_report  # noqa: E402
 VIT_B = 'configs/folk/folk_vit-base-p16_8xb128-amp-coslr-300e_in1k.py'
 DEMO = 'configs/demo/folk_vit-tiny-p8_1xb32-200i_imagenette128.py'
 SIZES = ((375, 500), (333, 500), (500, 375), (500, 500), (480, 640))
-_SKIP = {'lift_fresh', 'detach', 'alias'}
+# no kernel: views, and allocations without a fill
+_SKIP = {
+    'lift_fresh', 'detach', 'alias', 'empty', 'empty_strided', 'empty_like'
+}
 _GATHERS = {'index', 'gather', 'take', 'index_select', 'embedding'}
 
 
@@ -145,8 +150,10 @@ def constructor_spy(counter: OpCounter):
 
         def spy(data, *args, **kwargs):
             device = kwargs.get('device')
+            # Python data only: tensors and arrays reach the device through
+            # a copy the dispatch mode sees
             if device is not None and torch.device(device).type != 'cpu' \
-                    and not isinstance(data, torch.Tensor):
+                    and not isinstance(data, (torch.Tensor, np.ndarray)):
                 counter.blocking[counter.part] += 1
             return fn(data, *args, **kwargs)
 
@@ -604,9 +611,12 @@ def main(argv=None) -> dict:
     if not args.no_runner:
         import tempfile
         with tempfile.TemporaryDirectory() as tmp:
-            result['runner'] = runner_rows(args.runner_batch, args.iters,
-                                           args.log_interval, args.work_dir
-                                           or tmp)
+            result['runner'] = runner_rows(
+                args.runner_batch,
+                args.iters,
+                args.log_interval,
+                args.work_dir or tmp,
+                demo=args.demo_config)
     write_report(args.out, result, table(result))
     return result
 

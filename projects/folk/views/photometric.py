@@ -308,14 +308,19 @@ def adjust_hue(img: torch.Tensor, hue) -> torch.Tensor:
     return hsv_full_to_bgr(hsv)
 
 
-def grayscale(img: torch.Tensor) -> torch.Tensor:
-    """``mmcv.RandomGrayscale`` with ``keep_channels=True`` and FOLK's
-    weights: a float64 weighted sum, truncated, on all three channels."""
+def _gray_levels(img: torch.Tensor) -> torch.Tensor:
+    """The (N, 1, H, W) uint8 levels of :func:`grayscale`."""
     w = np.array(GRAYSCALE_WEIGHTS) / sum(GRAYSCALE_WEIGHTS)
     x = img.double()
     gray = (x[:, 0] * float(w[0]) + x[:, 1] * float(w[1])) + \
         x[:, 2] * float(w[2])  # (N, H, W), summed in numpy's order
-    return gray.floor_().to(torch.uint8)[:, None].expand_as(img).clone()
+    return gray.floor_().to(torch.uint8)[:, None]
+
+
+def grayscale(img: torch.Tensor) -> torch.Tensor:
+    """``mmcv.RandomGrayscale`` with ``keep_channels=True`` and FOLK's
+    weights: a float64 weighted sum, truncated, on all three channels."""
+    return _gray_levels(img).expand_as(img).clone()
 
 
 def _blur_weights(sigma: Sequence[float], channels: int) -> np.ndarray:
@@ -487,12 +492,21 @@ def _blend(img: torch.Tensor, dev: Dict[str, torch.Tensor], prefix: str,
         count = gray.shape[-1] * gray.shape[-2]
         level = (gray.sum(
             (1, 2, 3), keepdim=True, dtype=torch.float64) / count).round_()
-        beta = (level * dev[f'{prefix}_wmean{p}']).float()
+        # computed in float64, rounded once to float32 (``out``)
+        beta = torch.mul(
+            level,
+            dev[f'{prefix}_wmean{p}'],
+            out=torch.empty(level.shape, device=img.device))
     else:
         beta = dev[f'{prefix}_wmean{p}']  # zeros
     beta = torch.addcmul(beta, gray, dev[f'{prefix}_wgray{p}'])  # float32
-    # float64: the uint8 levels times float32 factors are exact
-    y = torch.addcmul(beta, img, dev[f'{prefix}_alpha{p}']).float()
+    # in float64 (the uint8 levels times float32 factors are exact), rounded
+    # once to float32 (``out``)
+    y = torch.addcmul(
+        beta,
+        img,
+        dev[f'{prefix}_alpha{p}'],
+        out=torch.empty(img.shape, device=img.device))
     if rounding:
         y = torch.where(dev[f'{prefix}_round{p}'], y.round(), y.floor())
     else:
@@ -536,7 +550,8 @@ def photometric_run(img: torch.Tensor,
             out = put(idx, _hue_lookup(out.index_select(0, idx), shift))
     if plan.gray:
         idx = dev[f'{prefix}_gray_idx']
-        out = put(idx, grayscale(out.index_select(0, idx)))
+        sub = out.index_select(0, idx)
+        out = put(idx, _gray_levels(sub).expand_as(sub))
     if plan.blur:
         idx = dev[f'{prefix}_blur_idx']
         blurred = _blur(
