@@ -191,7 +191,7 @@ def crop_plan(shapes: np.ndarray, source: np.ndarray, crops: np.ndarray,
         crops (np.ndarray): (N, 6) crop parameters (:data:`CROP_COLUMNS`),
             checked against the images' sizes.
         pack (HostPack): receives ``crop_rows``, ``crop_hidx``,
-            ``crop_htaps``, ``crop_vidx``, ``crop_vtaps``.
+            ``crop_htaps``, ``crop_vidx``, ``crop_vtaps``, ``crop_half``.
 
     Returns:
         tuple[int, int]: the output size and the tallest crop.
@@ -240,6 +240,7 @@ def crop_plan(shapes: np.ndarray, source: np.ndarray, crops: np.ndarray,
     pack.add('crop_htaps', taps.astype(np.float32))
     pack.add('crop_vidx', vidx)
     pack.add('crop_vtaps', vtaps.astype(np.float32))
+    pack.add('crop_half', np.full((1, 1, 1), 0.5, np.float32))
     return size, hmax
 
 
@@ -272,8 +273,10 @@ def crop_rows(rows: torch.Tensor, dev: dict, size: int,
             n, size, hmax,
             device=x.device).scatter_add_(2, dev['crop_vidx'],
                                           dev['crop_vtaps'])
-        # vertical pass: (N, S, hmax) @ (N, hmax, 3 * S) -> (N, S, 3, S)
-        x = torch.bmm(wv, x.view(n, hmax, 3 * size)).round_().clamp_(0, 255)
+        # vertical pass: (N, S, hmax) @ (N, hmax, 3 * S) -> (N, S, 3, S),
+        # plus 0.5: the uint8 cast truncates, so this rounds as Pillow does
+        x = torch.baddbmm(dev['crop_half'], wv,
+                          x.view(n, hmax, 3 * size)).clamp_(0, 255)
     return x.view(n, size, 3, size).permute(0, 2, 1, 3).to(
         torch.uint8, memory_format=torch.contiguous_format)
 

@@ -336,18 +336,21 @@ def _blur(x: torch.Tensor, weight: torch.Tensor,
     (N, C, H, W) float64 batch holding integers, exact: every pass is one
     float64 depthwise convolution (products and partial sums of 8-bit
     levels and 24-bit weights are exact in float64) with Pillow's rounding
-    offset 2**23 as the bias, floored."""
+    offset 2**23 as the bias, floored; the last floor is left to the
+    caller's uint8 cast, which truncates."""
     n, c, h, w = x.shape
     reach = (weight.shape[-1] - 1) // 2
     x = x.reshape(1, n * c, h, w)
-    for vertical in (False, ) * BLUR_PASSES + (True, ) * BLUR_PASSES:
+    passes = (False, ) * BLUR_PASSES + (True, ) * BLUR_PASSES
+    for i, vertical in enumerate(passes):
         if vertical:
             padded = F.pad(x, (0, 0, reach, reach), mode='replicate')
             x = F.conv2d(padded, weight.transpose(-1, -2), bias, groups=n * c)
         else:
             padded = F.pad(x, (reach, reach, 0, 0), mode='replicate')
             x = F.conv2d(padded, weight, bias, groups=n * c)
-        x = x.floor_()
+        if i < len(passes) - 1:  # the last floor is the caller's uint8 cast
+            x = x.floor_()
     return x.view(n, c, h, w)
 
 
@@ -508,9 +511,8 @@ def _blend(img: torch.Tensor, dev: Dict[str, torch.Tensor], prefix: str,
         dev[f'{prefix}_alpha{p}'],
         out=torch.empty(img.shape, device=img.device))
     if rounding:
-        y = torch.where(dev[f'{prefix}_round{p}'], y.round(), y.floor())
-    else:
-        y = y.floor_()
+        y = torch.where(dev[f'{prefix}_round{p}'], y.round(), y)
+    # the uint8 cast truncates: the floor of brightness and contrast
     return y.clamp_(0, 255).to(torch.uint8)
 
 
