@@ -60,7 +60,6 @@ import copy
 import os.path as osp
 import platform
 import statistics
-import sys
 import time
 from collections import defaultdict
 from typing import Dict, List, Optional
@@ -76,7 +75,6 @@ import folk  # noqa: F401
 import folk.frequency
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark_report import write_report  # noqa: E402
 
 VIT_B = 'configs/folk/folk_vit-base-p16_8xb128-amp-coslr-300e_in1k.py'
