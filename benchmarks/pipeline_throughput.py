@@ -20,9 +20,9 @@ on ImageNet. Divide a GPU's pre-training images/s by the images/s per core
 printed here to get the data-loader workers it needs.
 
 Part 2 times what moved to the device for a batch of 2 x ``--batch`` views
-at 224 px (from real images): the crops (``folk.crop.resized_crops``,
+at 224 px (from real images): the crops (``folk.views.crop``,
 compared with the CPU path's Pillow crops), the photometric augmentation
-with folk's batched operations (``folk.photometric``) and with Kornia's
+with folk's batched operations (``folk.views.photometric``) and with Kornia's
 functional operations driven by the same parameters, and the whole
 ``FrequencyFilterPreprocessor`` forward (crops + augmentation + Com / RCom
 filters + normalisation). On CPU (all threads, each timed once, seconds per
@@ -51,14 +51,15 @@ import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.dataset import default_collate, pseudo_collate
+from mmengine.dataset import default_collate
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS, TRANSFORMS
 
 import folk  # noqa: F401
-from folk.crop import resized_crops
-from folk.photometric import (JITTER_OPS, apply_photometric,
-                              apply_photometric_cpu)
+from folk.views.collate import folk_views_collate
+from folk.views.crop import resized_crops
+from folk.views.photometric import apply_photometric
+from folk.views.recipe import JITTER_OPS, apply_photometric_cpu
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -192,7 +193,7 @@ def table(rows: list, header: str) -> str:
 def kornia_photometric(img: torch.Tensor, params: Sequence[dict]):
     """The recipe with Kornia's functional operations (torchvision-style
     float arithmetic), grouped per operation as
-    :func:`folk.photometric.apply_photometric`; the candidate library
+    :func:`folk.views.photometric.apply_photometric`; the candidate library
     version. (N, 3, H, W) uint8 BGR in and out."""
     import kornia
 
@@ -304,7 +305,7 @@ def time_device_side(samples: list, uncut: list, devices: List[str],
     plain = copy.deepcopy(batch)
     for s in plain['data_samples']:
         del s.photometric_params
-    whole_batch = pseudo_collate(copy.deepcopy(uncut))
+    whole_batch = folk_views_collate(copy.deepcopy(uncut))
     crops = [
         p for v in range(2)
         for p in (s['data_samples'].crop_params[v] for s in uncut)
@@ -320,7 +321,7 @@ def time_device_side(samples: list, uncut: list, devices: List[str],
                       x.numpy().astype(np.int16))
         rows.append(
             dict(
-                what='crops (folk.crop) vs Pillow',
+                what='crops (folk.views.crop) vs Pillow',
                 device=device,
                 views=int(x.shape[0]),
                 ms_per_batch=ms,

@@ -52,6 +52,7 @@ train_dataloader = dict(
     batch_size=32,
     num_workers=2,
     pin_memory=False,
+    collate_fn=dict(type='folk_views_collate'),
     dataset=dict(
         _delete_=True,
         type='CustomDataset',

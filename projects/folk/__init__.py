@@ -10,10 +10,10 @@ compat.apply()
 
 # registration: after the fixes (setup.cfg lets these imports follow code)
 from . import (crop, datasets, downstream, engine, evaluation, frequency,
-               models, photometric)
+               models, views)
 from .version import __version__
 
 __all__ = [
     '__version__', 'compat', 'crop', 'datasets', 'downstream', 'engine',
-    'evaluation', 'frequency', 'models', 'photometric'
+    'evaluation', 'frequency', 'models', 'views'
 ]

@@ -83,13 +83,13 @@ def test_device_side_rows_measure_agreement_with_mmcv(bench, imagenette_root):
     once = bench.time_device_side(samples, uncut, ['cpu'], dict(cpu=0))
     assert len(once) == 4  # CPU default: the whole preprocessor once
     assert set(by) == {
-        'crops (folk.crop) vs Pillow', 'photometric (folk)',
+        'crops (folk.views.crop) vs Pillow', 'photometric (folk)',
         'photometric (kornia)', 'preprocessor, filters only',
         'preprocessor, photometric + filters',
         'preprocessor, crops + photometric + filters'
     }
     assert all(r['views'] == 6 and r['ms_per_batch'] > 0 for r in rows)
-    crops = by['crops (folk.crop) vs Pillow']
+    crops = by['crops (folk.views.crop) vs Pillow']
     assert crops['mean_abs_diff_vs_mmcv'] < 0.25
     assert crops['pixels_over_1_level'] < 0.01
     assert by['photometric (folk)']['max_abs_diff_vs_mmcv'] <= 1

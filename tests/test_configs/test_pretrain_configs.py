@@ -41,7 +41,7 @@ def test_pretrain_config_builds(path):
         assert (views.crop, views.photometric) == ('device', 'device')
         assert {'crop_params',
                 'photometric_params'} <= set(pipeline.transforms[-1].meta_keys)
-        assert cfg.train_dataloader.collate_fn.type == 'pseudo_collate'
+        assert cfg.train_dataloader.collate_fn.type == 'folk_views_collate'
     else:  # MFM's recipe: one crop in the workers
         assert (views.crop, views.photometric) == ('cpu', 'none')
     if 'demo' not in path:

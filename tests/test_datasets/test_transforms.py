@@ -538,7 +538,7 @@ def test_cpu_path_gives_the_images_of_mmpretrains_chain(image_paths, backend):
 def test_device_path_gives_the_images_of_the_cpu_path(image_paths):
     """Same seed: the device path returns the crops and the parameters,
     and applying them batched gives the CPU path's images."""
-    from folk.photometric import apply_photometric
+    from folk.views.photometric import apply_photometric
     cpu = FOLKViews(crop_size=48, photometric='cpu')
     dev = FOLKViews(crop_size=48, photometric='device')
     load = TRANSFORMS.build(dict(type='LoadImageFromFile'))
@@ -641,7 +641,7 @@ def test_device_params_are_packed(image_paths):
     packed = pipeline(dict(img_path=image_paths[0]))
     params = packed['data_samples'].photometric_params
     assert len(params) == 2
-    from folk.photometric import PARAM_KEYS
+    from folk.views.recipe import PARAM_KEYS
     assert all(tuple(p) == PARAM_KEYS for p in params)
     assert params[0]['solarize'] is False  # view 0 is never solarised
     assert all(x.dtype == torch.uint8 for x in packed['inputs'])

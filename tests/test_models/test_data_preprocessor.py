@@ -300,3 +300,43 @@ def test_device_photometric_inconsistencies_raise(image_paths):
             ValueError, match=r'freq_keep was computed in the '
             r'pipeline'):
         pre(default_collate(with_keep), training=True)
+
+
+# ---------------------------------------------------------------------------
+# Autocast: MMEngine runs the preprocessor inside the optimizer wrapper's
+# autocast context; the views must not change under it
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_configured_output_is_the_same_under_autocast(image_paths, dtype):
+    """The configured path (device crops and photometric, to_rgb,
+    folk_views_collate) inside CPU autocast, which stands in for the
+    ``AmpOptimWrapper.optim_context`` MMEngine's train_step calls it in,
+    equals the plain call."""
+    from folk.views.collate import folk_views_collate
+    pipeline = Compose([
+        TRANSFORMS.build(cfg) for cfg in [
+            dict(type='LoadImageFromFile'),
+            dict(
+                type='FOLKViews',
+                crop_size=CROP,
+                photometric='device',
+                crop='device'),
+            dict(type='RandomFrequencyFilter'),
+            dict(
+                type='PackInputs',
+                meta_keys=META_KEYS + ['photometric_params', 'crop_params']),
+        ]
+    ])
+    seed_all(7)
+    samples = [pipeline(dict(img_path=p)) for p in image_paths * 2]
+    blurred = sum(p['blur_sigma'] > 0 for s in samples
+                  for p in s['data_samples'].photometric_params)
+    assert blurred >= len(samples)  # view 0 is always blurred
+    pre = build_preprocessor()
+    ref = pre(folk_views_collate(copy.deepcopy(samples)), training=True)
+    with torch.autocast('cpu', dtype=dtype):
+        out = pre(folk_views_collate(copy.deepcopy(samples)), training=True)
+    for key in ('views', 'filtered', 'keep'):
+        for a, b in zip(ref['inputs'][key], out['inputs'][key]):
+            assert a.dtype == b.dtype
+            assert torch.equal(a, b), key

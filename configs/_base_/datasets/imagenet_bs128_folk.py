@@ -46,8 +46,9 @@ train_dataloader = dict(
     # would recompile a compiled backbone and give SyncBN a tiny batch
     drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    # one decoded image per sample, of its own size (crop='device')
-    collate_fn=dict(type='pseudo_collate'),
+    # the decoded images of a batch as one uint8 tensor, the per-sample
+    # parameters as arrays, no labels (docs/data_pipeline.md)
+    collate_fn=dict(type='folk_views_collate'),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,

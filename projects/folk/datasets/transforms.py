@@ -1,8 +1,10 @@
-"""Data-pipeline transforms of FOLK: the two views and the filter choice."""
+"""Data-pipeline transforms of FOLK: the two views and the filter choice.
+
+The views' recipe itself lives in :mod:`folk.views.recipe`.
+"""
 import copy
 import difflib
 import math
-import random
 from numbers import Number
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -13,7 +15,9 @@ from mmcv.transforms.utils import cache_randomness
 from mmpretrain.registry import TRANSFORMS
 
 from ..frequency import FILTER_KINDS, filter_images
-from ..photometric import apply_photometric_cpu, identity_params
+from ..views.recipe import (BLUR_SIGMA_RANGE, CROP_SCALE,
+                            apply_photometric_cpu, draw_photometric_params,
+                            folk_view_transforms)
 
 _FILTER_KEYS = {
     'com': ('kind', 'ratios', 'prob'),
@@ -195,111 +199,6 @@ class RandomFrequencyFilter(BaseTransform):
                 f'apply={self.apply})')
 
 
-# DINO's global-view recipe (MMPretrain's ColorJitter / RandomGrayscale /
-# GaussianBlur / Solarize configuration in :func:`folk_view_transforms`).
-JITTER_PROB = 0.8
-JITTER_RANGES = dict(
-    brightness=(0.6, 1.4),
-    contrast=(0.6, 1.4),
-    saturation=(0.8, 1.2),
-    hue=(-0.1, 0.1))
-GRAYSCALE_PROB = 0.2
-BLUR_PROBS = (1.0, 0.1)  # per view
-BLUR_SIGMA_RANGE = (0.1, 2.0)
-SOLARIZE_PROBS = (0.0, 0.2)  # per view
-
-
-def folk_view_transforms(
-        view_index: int,
-        crop_size: int = 224,
-        crop_scale: Tuple[float, float] = (0.25, 1.0),
-        photometric: bool = True,
-        jitter_backend: str = 'cv2',
-        blur_sigma: Tuple[float, float] = BLUR_SIGMA_RANGE) -> List[dict]:
-    """MMPretrain transform configs of FOLK view ``view_index`` (0 or 1).
-
-    RandomResizedCrop (bicubic) + flip and, with ``photometric``, DINO's
-    global photometric augmentation as MMPretrain transforms: colour jitter
-    (p=0.8), grayscale (p=0.2), Gaussian blur (p=1.0 for view 0, 0.1 for
-    view 1) and solarisation (p=0.2, view 1 only). :class:`FOLKViews` runs
-    the crop and flip of this list and draws the photometric parameters
-    itself, with the same random calls in the same order, so that with the
-    same seed it gives the images of this list (tested); the list is kept
-    as the reference of the recipe. ``blur_sigma`` is the Gaussian blur's
-    radius range in pixels (DINO's 0.1-2.0 is meant for 224 px crops).
-    """
-    view = [
-        dict(
-            type='RandomResizedCrop',
-            scale=crop_size,
-            crop_ratio_range=crop_scale,
-            backend='pillow',
-            interpolation='bicubic'),
-        dict(type='RandomFlip', prob=0.5),
-    ]
-    if photometric:
-        view += [
-            dict(
-                type='RandomApply',
-                transforms=[
-                    dict(
-                        type='ColorJitter',
-                        brightness=0.4,
-                        contrast=0.4,
-                        saturation=0.2,
-                        hue=0.1,
-                        backend=jitter_backend)
-                ],
-                prob=JITTER_PROB),
-            dict(
-                type='RandomGrayscale',
-                prob=GRAYSCALE_PROB,
-                keep_channels=True,
-                channel_weights=(0.114, 0.587, 0.2989)),
-            dict(
-                type='GaussianBlur',
-                magnitude_range=tuple(blur_sigma),
-                magnitude_std='inf',
-                prob=BLUR_PROBS[view_index]),
-        ]
-        if view_index == 1:
-            view.append(dict(type='Solarize', thr=128, prob=SOLARIZE_PROBS[1]))
-    return view
-
-
-def draw_photometric_params(
-        view_index: int,
-        blur_sigma: Tuple[float, float] = BLUR_SIGMA_RANGE) -> dict:
-    """Draw one view's photometric parameters (see
-    :data:`folk.photometric.PARAM_KEYS`).
-
-    Makes the random calls of MMPretrain's chain in
-    :func:`folk_view_transforms`, in its order, from the same generators
-    (``numpy.random``; ``random`` for the grayscale draw, as MMCV's
-    ``RandomGrayscale``): with the same seed the parameters are those the
-    chain uses, so both give the same images (tested). Reproducible with the
-    data-loader worker seeds that MMEngine sets.
-    """
-    params = identity_params()
-    # RandomApply(ColorJitter): apply?, then ColorJitter._rand_params
-    if np.random.rand() < JITTER_PROB:
-        params['jitter'] = True
-        params['order'] = tuple(int(i) for i in np.random.permutation(4))
-        for name in ('brightness', 'contrast', 'saturation', 'hue'):
-            params[name] = float(np.random.uniform(*JITTER_RANGES[name]))
-    # RandomGrayscale
-    params['grayscale'] = random.random() < GRAYSCALE_PROB
-    # GaussianBlur: random_disable, then random_magnitude with
-    # magnitude_level 10, magnitude_std 'inf', total_level 10
-    if not np.random.rand() > BLUR_PROBS[view_index]:
-        low, high = blur_sigma
-        magnitude = np.random.uniform(0, 10)
-        params['blur_sigma'] = float((magnitude / 10) * (high - low) + low)
-    if view_index == 1:  # Solarize: random_disable
-        params['solarize'] = not np.random.rand() > SOLARIZE_PROBS[1]
-    return params
-
-
 @TRANSFORMS.register_module()
 class FOLKViews(BaseTransform):
     """Two augmented views ``u``, ``v`` of an image, as FOLK uses them.
@@ -314,11 +213,11 @@ class FOLKViews(BaseTransform):
     - ``'device'``: the parameters are drawn here (cheap) and stored in
       ``photometric_params``; pack them as a meta key and
       :class:`FrequencyFilterPreprocessor` applies them batched on the
-      model's device (:func:`folk.photometric.apply_photometric`). The
+      model's device (:func:`folk.views.photometric.apply_photometric`). The
       workers only decode, crop, flip and pack uint8 (with
       ``crop='device'`` they only decode and draw).
     - ``'cpu'``: the same parameters are drawn and applied here with MMCV /
-      Pillow (:func:`folk.photometric.apply_photometric_cpu`), the
+      Pillow (:func:`folk.views.recipe.apply_photometric_cpu`), the
       functions MMPretrain's transforms call. With the same seed this gives
       the images of MMPretrain's chain (:func:`folk_view_transforms`), and
       the device path gives them to the level (tested).
@@ -334,9 +233,9 @@ class FOLKViews(BaseTransform):
     - ``'device'``: only their parameters are drawn here (the same random
       calls, in the same order), stored in ``crop_params``, and ``img`` stays
       the decoded image, passed once for all views; pack ``crop_params`` as
-      a meta key, collate with ``pseudo_collate`` (images differ in size),
+      a meta key, collate with ``folk_views_collate`` (images differ in size),
       and :class:`FrequencyFilterPreprocessor` cuts the views on the model's
-      device (:func:`folk.crop.resized_crops`, Pillow's arithmetic). Needs
+      device (:func:`folk.views.crop.crop_rows`, Pillow's arithmetic). Needs
       ``photometric='device'`` or ``'none'``.
 
     **Required Keys:**
@@ -351,9 +250,9 @@ class FOLKViews(BaseTransform):
     **Added Keys:**
 
     - photometric_params (list[dict]): one parameter dict per view
-      (:data:`folk.photometric.PARAM_KEYS`), only with ``'device'``.
+      (:data:`folk.views.recipe.PARAM_KEYS`), only with ``'device'``.
     - crop_params (list[dict]): one crop parameter dict per view
-      (:data:`folk.crop.CROP_KEYS`), only with ``crop='device'``.
+      (:data:`folk.views.recipe.CROP_KEYS`), only with ``crop='device'``.
 
     Args:
         crop_size (int): Output size of each view. Defaults to 224.
@@ -383,7 +282,7 @@ class FOLKViews(BaseTransform):
 
     def __init__(self,
                  crop_size: int = 224,
-                 crop_scale: Tuple[float, float] = (0.25, 1.0),
+                 crop_scale: Tuple[float, float] = CROP_SCALE,
                  photometric: Union[str, bool] = 'cpu',
                  num_views: int = 2,
                  jitter_backend: str = 'cv2',

@@ -16,10 +16,10 @@ import torch
 from mmengine.dataset import default_collate, pseudo_collate
 from mmpretrain.datasets.transforms import PackInputs
 
-from folk.crop import (check_crop_params, resize_bicubic, resize_bicubic_float,
-                       resized_crops)
 from folk.datasets import FOLKViews, RandomFrequencyFilter
 from folk.models.data_preprocessor import FrequencyFilterPreprocessor
+from folk.views.crop import (check_crop_params, resize_bicubic,
+                             resize_bicubic_float, resized_crops)
 
 META = ['freq_kind', 'freq_param', 'photometric_params', 'crop_params']
 

@@ -15,7 +15,8 @@ from mmcv.transforms import RandomGrayscale
 from mmpretrain.registry import TRANSFORMS
 from PIL import Image, ImageFilter
 
-from folk import photometric as P
+from folk.views import photometric as P
+from folk.views.recipe import PHOTOMETRIC_COLUMNS, photometric_array
 
 NUM = 12
 
@@ -213,17 +214,37 @@ def test_apply_photometric_rejects_bad_input(images):
         P.apply_photometric(x, [dict(good[0], hue=0.7), good[1]])
 
 
-def test_params_from_samples():
-    from mmpretrain.structures import DataSample
-    a, b = P.identity_params(), dict(P.identity_params(), solarize=True)
-    samples = [
-        DataSample(metainfo=dict(photometric_params=[a, b])) for _ in range(3)
-    ]
-    per_view = P.params_from_samples(samples)
-    assert len(per_view) == 2 and per_view[1] == [b] * 3
-    assert P.params_from_samples([DataSample()]) is None
-    with pytest.raises(KeyError, match=r'missing from data sample 1'):
-        P.params_from_samples([samples[0], DataSample()])
-    short = DataSample(metainfo=dict(photometric_params=[a]))
-    with pytest.raises(ValueError, match=r'data sample 1 has 1'):
-        P.params_from_samples([samples[0], short])
+def test_parameter_array_round_trip_and_checks():
+    params = random_params(6, seed=2)
+    arr = photometric_array(params)
+    assert arr.shape == (6, len(PHOTOMETRIC_COLUMNS))
+    P.check_photometric_array(arr)
+    bad = arr.copy()
+    bad[3, 1:5] = (0, 0, 1, 2)
+    with pytest.raises(ValueError, match=r'params\[3\]\.order'):
+        P.check_photometric_array(bad, 'params')
+    bad = arr.copy()
+    bad[1, PHOTOMETRIC_COLUMNS.index('blur_sigma')] = -1
+    with pytest.raises(ValueError, match=r'params\[1\]\.blur_sigma'):
+        P.check_photometric_array(bad, 'params')
+
+
+def test_array_and_dicts_give_the_same_images(images):
+    params = random_params(len(images), seed=4)
+    a = P.apply_photometric(batch(images), params)
+    b = P.apply_photometric(batch(images), photometric_array(params))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_autocast_changes_nothing(images, dtype):
+    """The blur's convolutions and the blends are exact only in float32 /
+    float64: CPU autocast must not reach them."""
+    params = random_params(len(images), seed=5)
+    ref = P.apply_photometric(batch(images), params)
+    with torch.autocast('cpu', dtype=dtype):
+        out = P.apply_photometric(batch(images), params)
+        blurred = P.gaussian_blur(batch(images), [1.5] * len(images))
+    assert torch.equal(out, ref)
+    assert torch.equal(blurred,
+                       P.gaussian_blur(batch(images), [1.5] * len(images)))
