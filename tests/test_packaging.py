@@ -1,6 +1,7 @@
 """The source lives in ``projects/folk/`` and installs as ``folk``."""
 import glob
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,10 +19,16 @@ def test_import_name_folk_resolves_to_projects_folk():
 
 
 def test_wheel_holds_every_module_under_folk(tmp_path):
+    # built from a copy, so that no build/ folder is left in the checkout
+    src = tmp_path / 'src'
+    shutil.copytree(osp.join(REPO, 'projects'), src / 'projects')
+    for name in ('setup.py', 'README.md'):
+        shutil.copy(osp.join(REPO, name), src / name)
     subprocess.run([
         sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps',
         '--no-build-isolation', '-w',
-        str(tmp_path), REPO
+        str(tmp_path),
+        str(src)
     ],
                    check=True,
                    cwd=str(tmp_path))

@@ -5,11 +5,11 @@ equivalent to the shipped configs (``configs/folk``, ``configs/mfm``) at
 the study's scale, on the data route of those configs: FOLK-type variants
 use :class:`folk.datasets.FOLKViews` with ``crop='device'`` and
 ``photometric='device'`` (the workers only draw the crop, flip and
-photometric parameters; ``PackInputs`` carries them as meta keys and the
-model's :class:`FrequencyFilterPreprocessor` cuts the views, augments them
-batched, filters and normalises), MFM variants crop and flip in the workers
+photometric parameters; ``folk_views_collate`` ships them as one array
+per batch and the model's :class:`FrequencyFilterPreprocessor` cuts the
+views, augments them batched, filters and normalises), MFM variants crop and flip in the workers
 without photometric augmentation, as ``configs/_base_/datasets/
-imagenet_bs128_mfm.py`` (FOLK's batches through ``pseudo_collate``,
+imagenet_bs128_mfm.py`` (FOLK's batches through ``folk_views_collate``,
 MFM's stacked by ``default_collate``). The
 images are decoded once (:class:`arrays.ArrayDataset`); the schedule is
 MMEngine's ``LinearLR`` + ``CosineAnnealingLR``; the online k-NN curve

@@ -9,11 +9,11 @@ from . import compat
 compat.apply()
 
 # registration: after the fixes (setup.cfg lets these imports follow code)
-from . import (crop, datasets, downstream, engine, evaluation, frequency,
-               models, views)
+from . import (datasets, downstream, engine, evaluation, frequency, models,
+               views)
 from .version import __version__
 
 __all__ = [
-    '__version__', 'compat', 'crop', 'datasets', 'downstream', 'engine',
-    'evaluation', 'frequency', 'models', 'views'
+    '__version__', 'compat', 'datasets', 'downstream', 'engine', 'evaluation',
+    'frequency', 'models', 'views'
 ]

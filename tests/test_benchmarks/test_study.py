@@ -196,7 +196,7 @@ def test_variants_are_config_overrides():
     # flip in the workers, stacked by default_collate
     for name, cfg in cfgs.items():
         loader = cfg.train_dataloader
-        collate = 'default_collate' if name == 'mfm' else 'pseudo_collate'
+        collate = 'default_collate' if name == 'mfm' else 'folk_views_collate'
         assert loader.collate_fn == dict(type=collate), name
         assert loader.dataset.type == 'ArrayDataset', name
         views = loader.dataset.pipeline[0]

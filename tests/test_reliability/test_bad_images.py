@@ -15,7 +15,7 @@ from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 from PIL import Image
 from runner_utils import DEMO_CFG
 
-from folk.crop import resized_crops
+from folk.views.crop import resized_crops
 from folk.datasets import ImageLoadError, LoadImageFromFileSafe
 
 CROP = 64

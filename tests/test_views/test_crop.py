@@ -1,7 +1,7 @@
 """Crops cut on the device equal MMPretrain's CPU crops.
 
 ``FOLKViews(crop='device')`` draws the crop, flip and photometric parameters
-with the CPU path's random calls and :func:`folk.crop.resized_crops` cuts
+with the CPU path's random calls and :func:`folk.views.crop.resized_crops` cuts
 the views from the decoded image. Compared here, on real images, with
 MMPretrain's ``RandomResizedCrop`` (Pillow, bicubic) + MMCV's ``RandomFlip``
 and with the whole CPU path through the data preprocessor.

@@ -37,8 +37,8 @@ train_pipeline = [
 
 train_dataloader = dict(
     batch_size=128,
-    # 8 workers x ~290 images/s per core (decode + draws + pack, 500x375
-    # JPEGs): about 2,300 images/s per GPU (docs/data_pipeline.md)
+    # 8 workers per GPU: decoding and the parameter draws keep up with a
+    # ViT-B step (docs/data_pipeline.md, measured per core)
     num_workers=8,
     persistent_workers=True,
     pin_memory=True,

@@ -17,8 +17,8 @@ train_pipeline = [
     dict(type='RandomFrequencyFilter', filters=mfm_filters),
     dict(type='PackInputs', meta_keys=['img_path', 'freq_kind', 'freq_param'])
 ]
-# the views are cut in the workers: stacked batches, not the FOLK base's
-# pseudo_collate (FrequencyFilterPreprocessor takes (B, 3, H, W) views)
+# the view is cut in the workers: stacked batches, not the FOLK base's
+# folk_views_collate (FrequencyFilterPreprocessor takes (B, 3, H, W) views)
 train_dataloader = dict(
     collate_fn=dict(type='default_collate'),
     dataset=dict(pipeline=train_pipeline))
