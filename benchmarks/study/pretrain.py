@@ -7,8 +7,8 @@ use :class:`folk.datasets.FOLKViews` with ``crop='device'`` and
 ``photometric='device'`` (the workers only draw the crop, flip and
 photometric parameters; ``folk_views_collate`` ships them as one array
 per batch and the model's :class:`FrequencyFilterPreprocessor` cuts the
-views, augments them batched, filters and normalises), MFM variants crop and flip in the workers
-without photometric augmentation, as ``configs/_base_/datasets/
+views, augments them batched, filters and normalises), MFM variants crop
+and flip in the workers without photometric augmentation, as ``configs/_base_/datasets/
 imagenet_bs128_mfm.py`` (FOLK's batches through ``folk_views_collate``,
 MFM's stacked by ``default_collate``). The
 images are decoded once (:class:`arrays.ArrayDataset`); the schedule is

@@ -15,8 +15,8 @@ from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 from PIL import Image
 from runner_utils import DEMO_CFG
 
-from folk.views.crop import resized_crops
 from folk.datasets import ImageLoadError, LoadImageFromFileSafe
+from folk.views.crop import resized_crops
 
 CROP = 64
 RNG = np.random.default_rng(0)
