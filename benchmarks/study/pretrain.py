@@ -8,10 +8,10 @@ use :class:`folk.datasets.FOLKViews` with ``crop='device'`` and
 photometric parameters; ``folk_views_collate`` ships them as one array
 per batch and the model's :class:`FrequencyFilterPreprocessor` cuts the
 views, augments them batched, filters and normalises), MFM variants crop
-and flip in the workers without photometric augmentation, as ``configs/_base_/datasets/
-imagenet_bs128_mfm.py`` (FOLK's batches through ``folk_views_collate``,
-MFM's stacked by ``default_collate``). The
-images are decoded once (:class:`arrays.ArrayDataset`); the schedule is
+and flip in the workers without photometric augmentation, as
+``configs/_base_/datasets/imagenet_bs128_mfm.py`` (FOLK's batches through
+``folk_views_collate``, MFM's stacked by ``default_collate``). The images
+are decoded once (:class:`arrays.ArrayDataset`); the schedule is
 MMEngine's ``LinearLR`` + ``CosineAnnealingLR``; the online k-NN curve
 comes from :class:`folk.engine.KNNMonitorHook` (teacher and student) and the
 losses from the logger. The exported backbone is the one
