@@ -17,4 +17,8 @@ train_pipeline = [
     dict(type='RandomFrequencyFilter', filters=mfm_filters),
     dict(type='PackInputs', meta_keys=['img_path', 'freq_kind', 'freq_param'])
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+# the views are cut in the workers (crop='cpu'), all of one size: stack
+# them (the FOLK data config's pseudo_collate keeps one tensor per image)
+train_dataloader = dict(
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(pipeline=train_pipeline))

@@ -53,6 +53,14 @@ class FrequencyFilterPreprocessor(SelfSupDataPreprocessor):
         if not training:
             return super().forward(data, training)
         data = self.cast_data(data)
+        # MMEngine calls the preprocessor inside the optim wrapper's
+        # autocast: crops, photometric augmentation and filters are exact
+        # uint8 / float32 arithmetic (a bf16 blur wraps 255 to 0)
+        with torch.autocast(torch.device(self._device).type, enabled=False):
+            return self._forward_train(data)
+
+    def _forward_train(self, data: dict) -> Dict:
+        """The training branch of :meth:`forward`, on cast data."""
         views = data['inputs']
         samples = data['data_samples']
         crops = params_from_samples(samples, 'crop_params')
