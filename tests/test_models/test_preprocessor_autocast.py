@@ -21,8 +21,10 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 def batch(imagenette_root):
     """8 Imagenette images through the ViT-B config's own pipeline and
     collate (device crops and photometric parameters drawn there)."""
+    from mmengine.registry import DefaultScope
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'folk_vit-b.py'))
-    pipeline = Compose(cfg.train_dataloader.dataset.pipeline)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        pipeline = Compose(cfg.train_dataloader.dataset.pipeline)
     names = open(osp.join(imagenette_root,
                           'train.txt')).read().split('\n')[::1000][:8]
     torch.manual_seed(0)
