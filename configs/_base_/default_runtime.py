@@ -47,6 +47,9 @@ custom_hooks = [
         batch_size=128,
         num_workers=8),
     dict(type='CollapseMonitorHook', interval=50),
+    # records world size x batch and iterations per epoch in checkpoints; a
+    # resume on another scale stops unless accepted (docs/reliability.md)
+    dict(type='RunScaleHook'),
 ]
 
 env_cfg = dict(

@@ -27,8 +27,8 @@ from mmpretrain.registry import DATASETS
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: Every shipped config (the bases excepted): each must have a rehearsal.
 CONFIGS = sorted(
-    osp.relpath(p, REPO)
-    for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    osp.relpath(p, REPO) for p in glob.glob(
+        osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
     if '_base_' not in p)
 #: Images per epoch = 2 batches of BATCH: 2 iterations per epoch.
 BATCH = 4
@@ -150,22 +150,22 @@ def _tiny_vit(backbone) -> None:
         backbone.frozen_stages = TINY_ARCH['num_layers']
 
 
-def _data(loader, root: str, split: str, pipeline_seg=False) -> None:
+def _data(loader, seg: bool = False) -> None:
     """Data: BATCH x ITERS real images (2 iterations per epoch), no worker
     processes (their start-up would dominate; the collate_fn and the
     pipeline run the same in the main process)."""
     loader.batch_size = BATCH
     loader.num_workers = 0
     loader.persistent_workers = False
-    _shrink_pipeline(loader.dataset.pipeline, pipeline_seg)
+    _shrink_pipeline(loader.dataset.pipeline, seg)
 
 
 def _pretrain(cfg, paths: Dict[str, str]) -> None:
     model = cfg.model
     if model.backbone.type == 'VisionTransformer':
         _tiny_vit(model.backbone)
-        model.neck.update(in_channels=TINY_ARCH['embed_dims'],
-                          encoder_stride=PATCH)
+        model.neck.update(
+            in_channels=TINY_ARCH['embed_dims'], encoder_stride=PATCH)
         if 'projector' in model:
             model.projector.in_channels = TINY_ARCH['embed_dims']
     if 'projector' in model:  # 65,536 prototypes: 16.8 M parameters
@@ -178,7 +178,7 @@ def _pretrain(cfg, paths: Dict[str, str]) -> None:
         split='train',
         num=BATCH * ITERS,
         pipeline=loader.dataset.pipeline)
-    _data(loader, paths['imagenette'], 'train')
+    _data(loader)
     for hook in cfg.custom_hooks:
         if hook['type'] == 'KNNMonitorHook':
             # data: 1 bank and 1 query image per class of Imagenette
@@ -201,8 +201,9 @@ def _classification(cfg, paths: Dict[str, str]) -> None:
         if model.get('neck') and 'input_features' in model.neck:
             model.neck.input_features = width  # BatchNorm before the head
         if model.backbone.get('num_blocks'):  # DINO's multi-block probe
-            width *= (model.backbone.num_blocks +
-                      int(model.backbone.get('with_avgpool', False)))
+            width *= (
+                model.backbone.num_blocks +
+                int(model.backbone.get('with_avgpool', False)))
         model.head.in_channels = width
         paramwise = cfg.optim_wrapper.get('paramwise_cfg') or {}
         if 'layer_decay_rate' in paramwise and 'num_layers' in paramwise:
@@ -218,7 +219,7 @@ def _classification(cfg, paths: Dict[str, str]) -> None:
             split=split,
             num=BATCH * ITERS,
             pipeline=loader.dataset.pipeline)
-        _data(loader, paths['imagenette'], split)
+        _data(loader)
     cfg.test_dataloader = cfg.val_dataloader
 
 
@@ -256,7 +257,7 @@ def _segmentation(cfg, paths: Dict[str, str]) -> None:
             seg_map_suffix='.png',
             ann_file=f'{split}.txt',
             indices=BATCH * ITERS)
-        _data(loader, paths['camvid'], split, pipeline_seg=True)
+        _data(loader, seg=True)
     cfg.test_dataloader = cfg.val_dataloader
 
 

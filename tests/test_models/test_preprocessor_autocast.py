@@ -30,9 +30,10 @@ def batch(imagenette_root):
     torch.manual_seed(0)
     samples = [
         pipeline(
-            dict(img_path=osp.join(imagenette_root,
-                                   line.split()[0]), sample_idx=i))
-        for i, line in enumerate(names)
+            dict(
+                img_path=osp.join(imagenette_root,
+                                  line.split()[0]),
+                sample_idx=i)) for i, line in enumerate(names)
     ]
     data = pseudo_collate(samples)
     assert 'crop_params' in data['data_samples'][0]
