@@ -58,6 +58,11 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),
 )
 
+# DDP's gradient buckets as the gradients' storage: no second copy of all
+# gradients (+0.41 GiB for ViT-B)
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel', gradient_as_bucket_view=True)
+
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
 log_level = 'INFO'
