@@ -54,7 +54,7 @@ def runner_cfg(p: dict, checkpoint: str, train_key: str,
                 '.pos_embed': dict(decay_mult=0.0)
             }))
     if amp:  # bf16 needs no loss scaling
-        optim_wrapper.update(dtype='bfloat16', loss_scale=1.0)
+        optim_wrapper.update(dtype='bfloat16', loss_scale=dict(enabled=False))
     train_pipeline = [
         dict(
             type='RandomResizedCrop',

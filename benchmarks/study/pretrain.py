@@ -155,7 +155,7 @@ def runner_cfg(variant: str, p: dict, seed: int, work_dir: str, train_key: str,
                 'cls_token': dict(decay_mult=0.)
             }))
     if amp:
-        optim_wrapper.update(dtype='bfloat16', loss_scale=1.0)
+        optim_wrapper.update(dtype='bfloat16', loss_scale=dict(enabled=False))
     knn_interval = max(1, per_epoch * p['knn_every']) if p['knn_every'] \
         else total
     custom_hooks = [

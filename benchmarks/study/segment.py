@@ -171,7 +171,7 @@ def segmentation(weights: Dict[str, torch.Tensor],
             betas=(0.9, 0.999),
             weight_decay=0.05))
     if device.type == 'cuda':
-        ow_cfg.update(dtype='bfloat16', loss_scale=1.0)
+        ow_cfg.update(dtype='bfloat16', loss_scale=dict(enabled=False))
     with DefaultScope.overwrite_default_scope('mmseg'):
         ow = OPTIM_WRAPPER_CONSTRUCTORS.build(
             dict(
