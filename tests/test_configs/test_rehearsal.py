@@ -12,7 +12,7 @@ from downstream_utils import convert_tiny
 from mmengine.config import Config
 from rehearsal import CONFIGS, ITERS, REPO, kind, rehearse
 
-#: The AMP dtype each family trains with on a GPU (None: OptimWrapper).
+#: The documented fp16 option (docs/reliability.md#mixed-precision).
 FP16 = dict(
     optim_wrapper=dict(
         type='AmpOptimWrapper', dtype='float16', loss_scale='dynamic'))
