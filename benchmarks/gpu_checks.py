@@ -206,8 +206,9 @@ def _configured_batch(size: int, device, batch: int = 8):
         pre = MODELS.build(cfg.data_preprocessor).to(device)
     samples = []
     for i in range(batch):
-        h, w = (max(size, v * size // 224)
-                for v in IMAGE_SIZES[i % len(IMAGE_SIZES)])
+        h, w = (
+            max(size, v * size // 224)
+            for v in IMAGE_SIZES[i % len(IMAGE_SIZES)])
         img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         samples.append(
             pipeline(
@@ -305,13 +306,10 @@ def checks(args: argparse.Namespace) -> None:
     if cuda:
         report(
             'configured_preprocessor_syncs',
-            **_count_syncs(device,
-                           lambda: pre(_pin(configured, cuda), True)))
+            **_count_syncs(device, lambda: pre(_pin(configured, cuda), True)))
     else:
         report(
-            'configured_preprocessor_syncs',
-            skipped='no CUDA device',
-            ok=True)
+            'configured_preprocessor_syncs', skipped='no CUDA device', ok=True)
 
     # the prototype layer in float32 under bf16 autocast
     feats = torch.randn(8, 32, device=device)

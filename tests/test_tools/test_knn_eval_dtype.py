@@ -21,8 +21,8 @@ def _tool(repo_root):
     ('configs/folk_vit-b.py', dict(optim_wrapper=dict(dtype='float16')),
      'cuda', torch.float16),
     ('configs/folk_vit-b.py', None, 'cpu', None),
-    ('configs/demo/folk_vit-tiny-p8_1xb32-200i_imagenette128.py', None,
-     'cuda', None),
+    ('configs/demo/folk_vit-tiny-p8_1xb32-200i_imagenette128.py', None, 'cuda',
+     None),
 ])
 def test_monitor_dtype(repo_root, config, options, device, dtype):
     cfg = Config.fromfile(osp.join(repo_root, config))
