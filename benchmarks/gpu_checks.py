@@ -13,6 +13,12 @@ Subcommands:
     host-device synchronisation in the filter and in
     ``FrequencyFilterPreprocessor`` on a pinned batch, counted with
     ``torch.cuda.set_sync_debug_mode('warn')``;
+  * ``configured_preprocessor_autocast`` / ``configured_preprocessor_syncs``
+    (the latter CUDA only): the ViT-B config's pipeline, collate and
+    preprocessor (device crops, photometric, ``to_rgb``) on random images
+    of ImageNet-like sizes give the same output under bf16 autocast as
+    without (the preprocessor runs inside the AMP context in training), and
+    the syncs of that path, counted as above;
   * ``projector_float32``: the prototype layer's logits are float32 under
     bf16 autocast;
   * ``teacher_deterministic``: two teacher forwards of one batch are equal
@@ -174,6 +180,57 @@ def _count_syncs(device, fn) -> dict:
     return dict(syncs=len(syncs), first=syncs[:3], ok=not syncs)
 
 
+#: (height, width) of ImageNet-like images (the most common JPEG sizes)
+IMAGE_SIZES = ((375, 500), (333, 500), (500, 375), (500, 500), (480, 640))
+
+
+def _configured_batch(size: int, device, batch: int = 8):
+    """The ViT-B config's preprocessor (on ``device``) and one batch made
+    by its own pipeline (after the image loading) and ``collate_fn``, from
+    random uint8 images; crops of ``size`` px, images scaled by size / 224
+    (full size at 224)."""
+    import numpy as np
+    import torch
+    from mmengine.config import Config
+    from mmengine.dataset import Compose
+    from mmengine.registry import FUNCTIONS, DefaultScope
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'folk_vit-b.py'))
+    loader = cfg.train_dataloader
+    steps = loader.dataset.pipeline[1:]  # the images are given, not read
+    steps[0]['crop_size'] = size
+    rng = np.random.default_rng(0)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        pipeline = Compose(steps)
+        collate = FUNCTIONS.get(loader.collate_fn['type'])
+        pre = MODELS.build(cfg.data_preprocessor).to(device)
+    samples = []
+    for i in range(batch):
+        h, w = (
+            max(size, v * size // 224)
+            for v in IMAGE_SIZES[i % len(IMAGE_SIZES)])
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        samples.append(
+            pipeline(
+                dict(
+                    img=img,
+                    img_shape=(h, w),
+                    ori_shape=(h, w),
+                    img_path=f'random_{i}.jpg',
+                    sample_idx=i)))
+    torch.manual_seed(0)
+    return pre, collate(samples)
+
+
+def _pin(batch: dict, cuda: bool) -> dict:
+    """A fresh copy of ``batch``, its tensors pinned on CUDA hosts."""
+    import copy
+    batch = copy.deepcopy(batch)
+    if cuda:
+        batch['inputs'] = [x.pin_memory() for x in batch['inputs']]
+    return batch
+
+
 def checks(args: argparse.Namespace) -> None:
     import torch
     import torch.nn.functional as F
@@ -226,6 +283,35 @@ def checks(args: argparse.Namespace) -> None:
     else:
         report('filter_sync_free', skipped='no CUDA device', ok=True)
         report('preprocessor_sync_free', skipped='no CUDA device', ok=True)
+
+    # the configured path: the ViT-B config's pipeline, collate and
+    # preprocessor (device crops, photometric, to_rgb) on random images of
+    # ImageNet-like sizes; the same views inside the AMP context as outside
+    # (the preprocessor runs inside it during training) and, on CUDA, the
+    # syncs of that path
+    pre, configured = _configured_batch(s, device)
+    plain = pre(_pin(configured, cuda), True)['inputs']
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        amp = pre(_pin(configured, cuda), True)['inputs']
+    differ = [
+        f'{key}[{i}]' for key in plain
+        for i, (a, b) in enumerate(zip(plain[key], amp[key]))
+        if not torch.equal(a, b)
+    ]
+    report(
+        'configured_preprocessor_autocast',
+        # folk_views_collate: one uint8 tensor of rows; the per-sample
+        # arrays are view-major (views, images, ...)
+        images=int(configured['data_samples']['crop'].shape[1]),
+        differ=differ,
+        ok=not differ)
+    if cuda:
+        report(
+            'configured_preprocessor_syncs',
+            **_count_syncs(device, lambda: pre(_pin(configured, cuda), True)))
+    else:
+        report(
+            'configured_preprocessor_syncs', skipped='no CUDA device', ok=True)
 
     # the prototype layer in float32 under bf16 autocast
     feats = torch.randn(8, 32, device=device)

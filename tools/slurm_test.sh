@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: [GPUS=8] [GPUS_PER_NODE=8] [CPUS_PER_TASK=5] [SRUN_ARGS=...] \
+# Usage: [GPUS=8] [GPUS_PER_NODE=8] [CPUS_PER_TASK=10] [SRUN_ARGS=...] \
 #        bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [args...]
 # The folk package must be installed (make install, or pip install -e .).
 set -x
@@ -9,17 +9,20 @@ CONFIG=$3
 CHECKPOINT=$4
 GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+CPUS_PER_TASK=${CPUS_PER_TASK:-10}
 SRUN_ARGS=${SRUN_ARGS:-""}
-PY_ARGS=${@:5}
+PY_ARGS=("${@:5}")
+export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}
 
-srun -p ${PARTITION} \
-    --job-name=${JOB_NAME} \
-    --gres=gpu:${GPUS_PER_NODE} \
-    --ntasks=${GPUS} \
-    --ntasks-per-node=${GPUS_PER_NODE} \
-    --cpus-per-task=${CPUS_PER_TASK} \
+# SRUN_ARGS is split on spaces on purpose (several srun options)
+# shellcheck disable=SC2086
+srun -p "${PARTITION}" \
+    --job-name="${JOB_NAME}" \
+    --gres=gpu:"${GPUS_PER_NODE}" \
+    --ntasks="${GPUS}" \
+    --ntasks-per-node="${GPUS_PER_NODE}" \
+    --cpus-per-task="${CPUS_PER_TASK}" \
     --kill-on-bad-exit=1 \
     ${SRUN_ARGS} \
-    ${PYTHON:-python} -u $(dirname "$0")/test.py ${CONFIG} ${CHECKPOINT} \
-    --launcher="slurm" ${PY_ARGS}
+    ${PYTHON:-python} -u "$(dirname "$0")"/test.py "${CONFIG}" \
+    "${CHECKPOINT}" --launcher="slurm" "${PY_ARGS[@]}"

@@ -56,6 +56,9 @@ custom_hooks = [
         batch_size=128,
         num_workers=8),
     dict(type='CollapseMonitorHook', interval=50),
+    # records world size x batch and iterations per epoch in checkpoints; a
+    # resume on another scale stops unless accepted (docs/reliability.md)
+    dict(type='RunScaleHook'),
 ]
 
 env_cfg = dict(
@@ -63,6 +66,11 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
 )
+
+# DDP's gradient buckets as the gradients' storage: no second copy of all
+# gradients (+0.41 GiB for ViT-B)
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel', gradient_as_bucket_view=True)
 
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)

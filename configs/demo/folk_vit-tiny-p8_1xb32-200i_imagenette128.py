@@ -128,4 +128,5 @@ custom_hooks = [
         batch_size=100,
         num_workers=0),
     dict(type='CollapseMonitorHook', interval=10),
+    dict(type='RunScaleHook'),
 ]

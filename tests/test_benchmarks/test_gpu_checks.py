@@ -75,6 +75,10 @@ def test_quick_dry_run_passes_every_step(dry_runs):
     assert checks['checks']['projector_float32']['dtype'] == 'torch.float32'
     assert checks['checks']['teacher_deterministic']['teacher_equal']
     assert checks['checks']['teacher_deterministic']['student_differs']
+    # the configured path (pipeline, collate, preprocessor of the ViT-B
+    # config): the same views under bf16 autocast as without
+    configured = checks['checks']['configured_preprocessor_autocast']
+    assert configured == dict(images=8, differ=[], ok=True)
     freq = by_name['frequency_throughput']['result']['results']
     assert {r['path'] for r in freq} == {'transform', 'batched'}
     for name, methods in (('pretrain_throughput',

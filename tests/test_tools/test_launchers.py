@@ -47,3 +47,75 @@ def test_mim_train_mmpretrain(tmp_path, imagenette_root):
     log = _run([mim, 'train', 'mmpretrain', DEMO_CFG], tmp_path,
                imagenette_root)
     assert 'Iter(train) [2/2]' in log
+
+
+def _recorder(tmp_path):
+    """A stand-in ``python`` / ``srun`` that writes its argv and the
+    allocator setting as JSON to argv.json, and exits 0."""
+    script = tmp_path / 'record'
+    script.write_text(
+        '#!/usr/bin/env bash\n'
+        f'exec {sys.executable} -c "import json, os, sys; '
+        "json.dump(dict(argv=sys.argv[1:], alloc=os.environ.get("
+        "'PYTORCH_CUDA_ALLOC_CONF')), open(os.environ['ARGV_OUT'], 'w'))"
+        '" "$@"\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+def _launch(cmd, tmp_path, **env):
+    import json
+    out = tmp_path / 'argv.json'
+    full = dict(os.environ, ARGV_OUT=str(out), **env)
+    if 'MASTER_ADDR' not in env:
+        full.pop('MASTER_ADDR', None)
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=full, capture_output=True, text=True, timeout=60)
+    record = json.loads(out.read_text()) if out.exists() else None
+    return proc, record
+
+
+# a value with a space and a glob character, as --cfg-options may carry
+ARGS = ['--cfg-options', 'work_dir=a b', 'experiment_name=*']
+
+
+def test_dist_train_forwards_arguments_quoted(tmp_path):
+    proc, record = _launch(
+        ['bash', 'tools/dist_train.sh', 'CFG.py', '2'] + ARGS,
+        tmp_path,
+        PYTHON=_recorder(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert record['argv'][-len(ARGS) - 2:] == ['--launcher', 'pytorch'] + ARGS
+    assert record['alloc'] == 'expandable_segments:True'
+
+
+def test_dist_train_refuses_nodes_without_master_addr(tmp_path):
+    proc, record = _launch(['bash', 'tools/dist_train.sh', 'CFG.py', '8'],
+                           tmp_path,
+                           PYTHON=_recorder(tmp_path),
+                           NNODES='2')
+    assert proc.returncode == 2 and record is None
+    assert 'NNODES=2 needs MASTER_ADDR' in proc.stderr
+    proc, record = _launch(['bash', 'tools/dist_train.sh', 'CFG.py', '8'],
+                           tmp_path,
+                           PYTHON=_recorder(tmp_path),
+                           NNODES='2',
+                           MASTER_ADDR='10.0.0.1')
+    assert proc.returncode == 0 and '--master_addr=10.0.0.1' in record['argv']
+
+
+def test_slurm_train_cpus_and_quoted_arguments(tmp_path):
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    os.symlink(_recorder(tmp_path), bin_dir / 'srun')
+    path = str(bin_dir) + os.pathsep + os.environ['PATH']
+    proc, record = _launch(
+        ['bash', 'tools/slurm_train.sh', 'part', 'job', 'CFG.py', 'wd'] + ARGS,
+        tmp_path,
+        PATH=path)
+    assert proc.returncode == 0, proc.stderr
+    argv = record['argv']
+    # 8 data workers + the main process and its pin-memory thread per GPU
+    assert '--cpus-per-task=10' in argv
+    assert argv[-len(ARGS):] == ARGS
+    assert record['alloc'] == 'expandable_segments:True'

@@ -11,6 +11,10 @@ the same weights. CHECKPOINT may be
 - a converted MMPretrain backbone (``tools/model_converters/
   folk_to_mmpretrain.py``, keys ``backbone.*``).
 
+The backbone runs in the autocast dtype the hook uses during training on the
+same device (:func:`monitor_dtype`: bf16 for the ImageNet configs on a GPU,
+float32 on a CPU); the result records it (``amp_dtype``).
+
 Usage::
 
     python tools/analysis_tools/knn_eval.py CONFIG CHECKPOINT \
@@ -115,6 +119,19 @@ def load_backbone_weights(
     return backbone, f'{report.method} {report.weights}'
 
 
+def monitor_dtype(cfg: Config, device: str) -> Optional[torch.dtype]:
+    """The autocast dtype in which ``KNNMonitorHook`` runs the backbones
+    during training of ``cfg`` on ``device``: the ``AmpOptimWrapper``'s
+    (float16 when it names none, as on a GPU), None without AMP. On a CPU
+    the configs train with ``OptimWrapper`` (``adapt_cfg_to_device``), so
+    there it is None too."""
+    optim = cfg.get('optim_wrapper') or {}
+    if not str(device).startswith('cuda') or \
+            optim.get('type') != 'AmpOptimWrapper':
+        return None
+    return getattr(torch, optim.get('dtype') or 'float16')
+
+
 def evaluate(config: str,
              checkpoint: str,
              weights: Optional[str] = None,
@@ -125,6 +142,8 @@ def evaluate(config: str,
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    amp_dtype = monitor_dtype(cfg, device)
     adapt_cfg_to_device(cfg)
     DefaultScope.get_instance(
         f'knn_eval_{id(cfg)}',
@@ -138,11 +157,15 @@ def evaluate(config: str,
             f'{checkpoint} ({source}) does not fit the backbone of {config}: '
             f'missing {result.missing_keys[:5]}, unexpected '
             f'{result.unexpected_keys[:5]}')
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model.to(device).eval()
+    amp = None
+    if amp_dtype is not None:
+        from mmengine.runner.amp import autocast
+        amp = partial(autocast, dtype=amp_dtype)
     out = hook.evaluator.evaluate(
-        model.backbone, partial(model.data_preprocessor, training=False))
+        model.backbone, partial(model.data_preprocessor, training=False), amp)
     out.update(
+        amp_dtype=str(amp_dtype).replace('torch.', '') if amp_dtype else None,
         config=config,
         checkpoint=checkpoint,
         weights=source,
