@@ -15,6 +15,10 @@ default_hooks = dict(
     # epoch loop: augmentation draws from (seed, epoch, rank, worker), so a
     # resumed epoch continues exactly (folk.engine.seeding)
     epoch_seed=dict(type='EpochSeedHook'),
+    # records world size x batch and iterations per epoch in checkpoints; a
+    # resume on another scale stops unless accepted (docs/reliability.md).
+    # A default hook, so that configs replacing custom_hooks keep it
+    run_scale=dict(type='RunScaleHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )
 
@@ -56,9 +60,6 @@ custom_hooks = [
         batch_size=128,
         num_workers=8),
     dict(type='CollapseMonitorHook', interval=50),
-    # records world size x batch and iterations per epoch in checkpoints; a
-    # resume on another scale stops unless accepted (docs/reliability.md)
-    dict(type='RunScaleHook'),
 ]
 
 env_cfg = dict(

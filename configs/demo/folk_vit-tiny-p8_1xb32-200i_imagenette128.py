@@ -128,5 +128,4 @@ custom_hooks = [
         batch_size=100,
         num_workers=0),
     dict(type='CollapseMonitorHook', interval=10),
-    dict(type='RunScaleHook'),
 ]

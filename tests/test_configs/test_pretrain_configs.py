@@ -29,6 +29,9 @@ def test_pretrain_config_builds(path):
     assert type(model.data_preprocessor).__name__ == \
         'FrequencyFilterPreprocessor'
     assert (algo == 'FOLK') == hasattr(model, 'teacher')
+    # resume checks that no config's custom_hooks list can drop
+    assert cfg.default_hooks.run_scale.type == 'RunScaleHook'
+    assert cfg.default_hooks.epoch_seed.type == 'EpochSeedHook'
     pipeline = Compose(cfg.train_dataloader.dataset.pipeline)
     names = [type(t).__name__ for t in pipeline.transforms]
     assert names[0] == 'LoadImageFromFileSafe'

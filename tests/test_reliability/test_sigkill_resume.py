@@ -247,4 +247,4 @@ def test_sigkill_epoch_loop_with_workers_matches_uninterrupted(
             assert resumed_run[it][key] == pytest.approx(value, rel=1e-5), \
                 (it, key)
     # and the draws of the resumed epoch are not the first epoch's again
-    assert batches[first]['crop_params'] != ref_batches[1]['crop_params']
+    assert batches[first]['crop'] != ref_batches[1]['crop']

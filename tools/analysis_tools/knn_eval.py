@@ -125,9 +125,12 @@ def monitor_dtype(cfg: Config, device: str) -> Optional[torch.dtype]:
     (float16 when it names none, as on a GPU), None without AMP. On a CPU
     the configs train with ``OptimWrapper`` (``adapt_cfg_to_device``), so
     there it is None too."""
+    from mmengine.optim import AmpOptimWrapper
+    from mmpretrain.registry import OPTIM_WRAPPERS
     optim = cfg.get('optim_wrapper') or {}
+    wrapper = OPTIM_WRAPPERS.get(optim.get('type') or 'OptimWrapper')
     if not str(device).startswith('cuda') or \
-            optim.get('type') != 'AmpOptimWrapper':
+            not issubclass(wrapper, AmpOptimWrapper):
         return None
     return getattr(torch, optim.get('dtype') or 'float16')
 
