@@ -11,7 +11,6 @@ import json
 import os.path as osp
 
 import numpy as np
-
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
