@@ -35,8 +35,7 @@ class RecordBatchHook(Hook):
                 record[key] = None if value is None else repr(
                     np.asarray(value).tolist())
         else:
-            for key in ('img_path', 'crop_params', 'freq_kind',
-                        'freq_param'):
+            for key in ('img_path', 'crop_params', 'freq_kind', 'freq_param'):
                 record[key] = [repr(s.metainfo.get(key)) for s in samples]
         with open(osp.join(runner.work_dir, 'batches.jsonl'), 'a') as f:
             f.write(json.dumps(record) + '\n')
