@@ -464,7 +464,10 @@ def runner_rows(batch_size: int,
         train_cfg=dict(type='IterBasedTrainLoop', max_iters=iters),
         optim_wrapper=copy.deepcopy(cfg.optim_wrapper),
         param_scheduler=None,
+        # the config's default hooks (its runtime-info hook reads the logged
+        # values at the log interval), without checkpoints
         default_hooks=dict(
+            copy.deepcopy(cfg.default_hooks),
             logger=dict(type='LoggerHook', interval=log_interval),
             checkpoint=None),
         custom_hooks=[
