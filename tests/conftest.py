@@ -46,3 +46,11 @@ def mmpretrain_default_scope():
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         yield
+
+
+@pytest.fixture
+def cpu_amp():
+    """MMEngine's ``AmpOptimWrapper`` on a CPU (``runner_utils.cpu_amp``)."""
+    from runner_utils import cpu_amp as stand_in
+    with stand_in():
+        yield

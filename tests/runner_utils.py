@@ -1,7 +1,10 @@
 """Run the demo pre-training config in-process with small overrides."""
+import contextlib
+import functools
 import itertools
 import os.path as osp
 
+import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
@@ -81,3 +84,42 @@ def run(cfg, crash_after=None):
     except KeyboardInterrupt:
         pass
     return recorder.losses, runner
+
+
+@contextlib.contextmanager
+def cpu_amp():
+    """Run MMEngine's ``AmpOptimWrapper`` on a CPU.
+
+    Patches the three GPU-only points of MMEngine 0.10.7, nothing else:
+    the device assertion of ``AmpOptimWrapper.__init__``, its scaler class
+    (``torch.amp.GradScaler('cpu')``, the CUDA scaler's class and state on
+    the CPU) and ``mmengine.runner.amp.autocast`` (also where the k-NN
+    monitor imported it), which on a CPU allows only bf16: here
+    ``torch.autocast('cpu', dtype)`` with the dtype the GPU would use
+    (float16 when the config gives none, as
+    ``torch.get_autocast_gpu_dtype()``).
+    """
+    import mmengine.optim.optimizer.amp_optimizer_wrapper as amp_wrapper
+    import mmengine.runner.amp as runner_amp
+
+    @contextlib.contextmanager
+    def autocast(device_type=None,
+                 dtype=None,
+                 enabled=True,
+                 cache_enabled=None):
+        with torch.autocast(
+                'cpu', dtype=dtype or torch.float16, enabled=enabled):
+            yield
+
+    import folk.engine.monitor_hooks as monitor_hooks  # imported autocast
+
+    saved = (amp_wrapper.is_cuda_available, amp_wrapper.GradScaler,
+             runner_amp.autocast, monitor_hooks.autocast)
+    amp_wrapper.is_cuda_available = lambda: True
+    amp_wrapper.GradScaler = functools.partial(torch.amp.GradScaler, 'cpu')
+    runner_amp.autocast = monitor_hooks.autocast = autocast
+    try:
+        yield
+    finally:
+        (amp_wrapper.is_cuda_available, amp_wrapper.GradScaler,
+         runner_amp.autocast, monitor_hooks.autocast) = saved

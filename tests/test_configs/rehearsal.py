@@ -4,7 +4,7 @@ A rehearsal runs a config as it trains (its pipeline, ``collate_fn``, data
 preprocessor, model wrapper, optim wrapper type and AMP dtype, hooks) for 2
 iterations, saves, and resumes for 2 more. Only the model size and the data
 change; :func:`rehearsal_cfg` makes every change, each commented with why.
-The one stand-in for code is :func:`cpu_amp`: MMEngine's
+The one stand-in for code is :func:`runner_utils.cpu_amp`: MMEngine's
 ``AmpOptimWrapper`` asserts a GPU, so on a CPU it runs with CPU autocast
 (bf16 or fp16, the dtype of the config) and ``torch.amp.GradScaler('cpu')``.
 
@@ -15,7 +15,6 @@ optim wrapper and hooks run here under the plain Runner; the FSDP path runs
 through ``tools/train.py`` on 2 gloo processes in
 ``tests/test_tools/test_train_fsdp.py``).
 """
-import contextlib
 import copy
 import functools
 import glob
@@ -30,6 +29,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmpretrain.datasets import CustomDataset
 from mmpretrain.registry import DATASETS
+from runner_utils import cpu_amp
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: Every shipped config (the bases excepted): each must have a rehearsal.
@@ -74,45 +74,6 @@ class RehearsalImages(CustomDataset):
             # no gc.collect() per dataset (1 s each here), nothing to share
             # with workers
             serialize_data=False)
-
-
-@contextlib.contextmanager
-def cpu_amp():
-    """Run MMEngine's ``AmpOptimWrapper`` on a CPU.
-
-    Patches the three GPU-only points of MMEngine 0.10.7, nothing else:
-    the device assertion of ``AmpOptimWrapper.__init__``, its scaler class
-    (``torch.amp.GradScaler('cpu')``, the CUDA scaler's class and state on
-    the CPU) and ``mmengine.runner.amp.autocast`` (also where the k-NN
-    monitor imported it), which on a CPU allows only bf16: here
-    ``torch.autocast('cpu', dtype)`` with the dtype the GPU would use
-    (float16 when the config gives none, as
-    ``torch.get_autocast_gpu_dtype()``).
-    """
-    import mmengine.optim.optimizer.amp_optimizer_wrapper as amp_wrapper
-    import mmengine.runner.amp as runner_amp
-
-    @contextlib.contextmanager
-    def autocast(device_type=None,
-                 dtype=None,
-                 enabled=True,
-                 cache_enabled=None):
-        with torch.autocast(
-                'cpu', dtype=dtype or torch.float16, enabled=enabled):
-            yield
-
-    import folk.engine.monitor_hooks as monitor_hooks  # imported autocast
-
-    saved = (amp_wrapper.is_cuda_available, amp_wrapper.GradScaler,
-             runner_amp.autocast, monitor_hooks.autocast)
-    amp_wrapper.is_cuda_available = lambda: True
-    amp_wrapper.GradScaler = functools.partial(torch.amp.GradScaler, 'cpu')
-    runner_amp.autocast = monitor_hooks.autocast = autocast
-    try:
-        yield
-    finally:
-        (amp_wrapper.is_cuda_available, amp_wrapper.GradScaler,
-         runner_amp.autocast, monitor_hooks.autocast) = saved
 
 
 def kind(path: str) -> str:

@@ -12,7 +12,6 @@ indexing and other ops with a data-dependent output shape) and the copies to
 the host (``tolist()``, ``numpy()``, ``cpu()``, ``to('cpu')`` with the
 device named as a string).
 """
-import contextlib
 import functools
 import traceback
 from collections import defaultdict
@@ -157,26 +156,6 @@ def count_host_copies(monkeypatch):
     return holder
 
 
-def _cpu_amp(monkeypatch):
-    """Build MMEngine's AmpOptimWrapper on a CPU, autocast to bf16 there."""
-    import mmengine.optim.optimizer.amp_optimizer_wrapper as amp_wrapper
-    import mmengine.runner.amp as runner_amp
-    monkeypatch.setattr(amp_wrapper, 'is_cuda_available', lambda: True)
-    monkeypatch.setattr(amp_wrapper, 'GradScaler',
-                        functools.partial(torch.amp.GradScaler, 'cpu'))
-
-    @contextlib.contextmanager
-    def autocast(device_type=None,
-                 dtype=None,
-                 enabled=True,
-                 cache_enabled=None):
-        with torch.autocast(
-                'cpu', dtype=dtype or torch.bfloat16, enabled=enabled):
-            yield
-
-    monkeypatch.setattr(runner_amp, 'autocast', autocast)
-
-
 LOG_EVERY = 4
 MAX_ITERS = 8
 
@@ -199,8 +178,7 @@ def _cfg(tmp_path, imagenette_root, variant, monkeypatch):
     cfg.optim_wrapper.optimizer.fused = True
     if variant == 'vit-b-wrapper':
         # the ImageNet configs' wrapper (configs/_base_/schedules): bf16
-        # autocast, GradScaler off
-        _cpu_amp(monkeypatch)
+        # autocast, GradScaler off (run under the cpu_amp fixture)
         cfg.optim_wrapper.update(
             type='SyncFreeAmpOptimWrapper',
             dtype='bfloat16',
@@ -210,7 +188,8 @@ def _cfg(tmp_path, imagenette_root, variant, monkeypatch):
 
 @pytest.mark.parametrize('variant', ['demo', 'vit-b-wrapper'])
 def test_no_sync_between_log_intervals(tmp_path, imagenette_root, variant,
-                                       count_host_copies, monkeypatch):
+                                       count_host_copies, monkeypatch,
+                                       cpu_amp):
     cfg = _cfg(tmp_path, imagenette_root, variant, monkeypatch)
     runner = Runner.from_cfg(cfg)
     counter = SyncCounter()

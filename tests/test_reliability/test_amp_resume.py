@@ -3,16 +3,15 @@
 MMEngine's ``AmpOptimWrapper`` refuses to be built without a GPU, uses
 ``torch.cuda.amp.GradScaler`` and its ``autocast`` allows only bf16 on the
 CPU. To run the real Runner checkpoint / resume path on a CPU, the fixture
-``cpu_amp`` patches exactly these three points: the device assertion, the
-scaler (``torch.amp.GradScaler('cpu')``: the same class and state as the
-CUDA scaler, on the CPU) and the autocast context (``torch.autocast('cpu',
+``cpu_amp`` (``tests/conftest.py``, ``runner_utils.cpu_amp``) patches
+exactly these points: the device assertion, the scaler
+(``torch.amp.GradScaler('cpu')``: the same class and state as the CUDA
+scaler, on the CPU) and the autocast context (``torch.autocast('cpu',
 dtype)``). What is tested is the plumbing: the wrapper's ``state_dict``
 goes into the checkpoint (``optimizer.loss_scaler``), passes the safe
 loader and is restored by ``--resume``; the scaling arithmetic on a GPU is
 torch's and is not tested here.
 """
-import contextlib
-import functools
 import os.path as osp
 
 import pytest
@@ -20,26 +19,6 @@ import torch
 from runner_utils import demo_cfg, run
 
 from folk.engine.checkpoint import safe_torch_load
-
-
-@pytest.fixture
-def cpu_amp(monkeypatch):
-    import mmengine.optim.optimizer.amp_optimizer_wrapper as amp_wrapper
-    import mmengine.runner.amp as runner_amp
-    monkeypatch.setattr(amp_wrapper, 'is_cuda_available', lambda: True)
-    monkeypatch.setattr(amp_wrapper, 'GradScaler',
-                        functools.partial(torch.amp.GradScaler, 'cpu'))
-
-    @contextlib.contextmanager
-    def autocast(device_type=None,
-                 dtype=None,
-                 enabled=True,
-                 cache_enabled=None):
-        with torch.autocast(
-                'cpu', dtype=dtype or torch.bfloat16, enabled=enabled):
-            yield
-
-    monkeypatch.setattr(runner_amp, 'autocast', autocast)
 
 
 def _amp_cfg(work_dir, data_root, dtype, loss_scale, **options):
