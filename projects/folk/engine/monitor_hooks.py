@@ -11,6 +11,7 @@ Both are registered in MMPretrain's registry (which the configs use) and in
 MMEngine's root registry (for configs of other scopes). See
 ``docs/monitoring.md``.
 """
+import contextlib
 import functools
 import math
 from typing import Dict, List, Optional, Sequence
@@ -31,6 +32,33 @@ ENCODERS = ('teacher', 'student')
 
 def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
+
+
+@contextlib.contextmanager
+def evaluating(runner, encoders: Sequence[str]):
+    """The model of ``runner`` in eval mode, for a monitor's pass.
+
+    Yields ``(model, backbones, amp)``: the unwrapped model, its backbones
+    named in ``encoders`` (``'teacher'``, ``'student'``) and the optim
+    wrapper's autocast context (None without AMP). The pass runs eagerly,
+    also with ``compile_backbone``: eval-mode, no-grad calls at other batch
+    sizes would otherwise compile new graphs of the backbones (minutes) and
+    count against dynamo's recompile limit. Training mode is restored.
+    """
+    model = _unwrap(runner.model)
+    backbones = KNNMonitorHook.backbones(model)
+    selected = {n: backbones[n] for n in encoders if n in backbones}
+    optim_wrapper = getattr(runner, 'optim_wrapper', None)
+    amp = None
+    if isinstance(optim_wrapper, AmpOptimWrapper):
+        amp = functools.partial(autocast, dtype=optim_wrapper.cast_dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.compiler.set_stance('force_eager'):
+            yield model, selected, amp
+    finally:
+        model.train(was_training)
 
 
 @HOOKS.register_module()
@@ -143,26 +171,11 @@ class KNNMonitorHook(Hook):
 
     def evaluate(self, runner) -> Dict[str, float]:
         """Score the encoders now; log and return the scores."""
-        model = _unwrap(runner.model)
-        backbones = self.backbones(model)
-        optim_wrapper = getattr(runner, 'optim_wrapper', None)
-        amp = None
-        if isinstance(optim_wrapper, AmpOptimWrapper):
-            amp = functools.partial(autocast, dtype=optim_wrapper.cast_dtype)
-        preprocess = functools.partial(model.data_preprocessor, training=False)
         step = runner.iter + 1
-        selected = {n: backbones[n] for n in self.encoders if n in backbones}
-        was_training = model.training
-        model.eval()
-        try:
-            # eager, also with compile_backbone: the eval-mode, no-grad calls
-            # at other batch sizes would otherwise compile new graphs of the
-            # backbones (minutes) and count against dynamo's recompile limit
-            with torch.compiler.set_stance('force_eager'):
-                result = self.evaluator.evaluate_many(selected, preprocess,
-                                                      amp)
-        finally:
-            model.train(was_training)
+        with evaluating(runner, self.encoders) as (model, selected, amp):
+            preprocess = functools.partial(
+                model.data_preprocessor, training=False)
+            result = self.evaluator.evaluate_many(selected, preprocess, amp)
         scores = {f'knn/{n}_top1': v for n, v in result['top1'].items()}
         for key, value in scores.items():
             runner.message_hub.update_scalar(key, value)

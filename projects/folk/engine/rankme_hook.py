@@ -20,14 +20,12 @@ import torch
 from mmengine.dataset import DefaultSampler, default_collate
 from mmengine.dist import all_gather, get_world_size
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
-from mmengine.optim import AmpOptimWrapper
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
-from mmengine.runner.amp import autocast
 from mmpretrain.registry import DATASETS, HOOKS
 from torch.utils.data import DataLoader
 
 from ..evaluation import global_features
+from .monitor_hooks import evaluating
 
 ENCODERS = ('teacher', 'student')
 
@@ -184,23 +182,8 @@ class RankMeHook(Hook):
         """Score the encoders now; log and return the ranks."""
         if self._loader is None:
             self._build(runner)
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        backbones = {'student': model.backbone}
-        teacher = getattr(model, 'teacher', None)
-        if teacher is not None:
-            backbones['teacher'] = teacher.module.backbone
-        selected = {n: backbones[n] for n in self.encoders if n in backbones}
-        optim_wrapper = getattr(runner, 'optim_wrapper', None)
-        amp = None
-        if isinstance(optim_wrapper, AmpOptimWrapper):
-            amp = functools.partial(autocast, dtype=optim_wrapper.cast_dtype)
-        was_training = model.training
-        model.eval()
-        try:
+        with evaluating(runner, self.encoders) as (model, selected, amp):
             feats = self.features(model, selected, amp)
-        finally:
-            model.train(was_training)
         step = runner.iter + 1
         scores = {
             f'rankme/{name}': effective_rank(f)
